@@ -1,0 +1,1 @@
+"""Shared machinery for the topic folders: see common/README.md for the contract."""

@@ -1,0 +1,108 @@
+"""Self-describing checkpoints, written atomically and read with `weights_only=True` (the notes' 保存模型/加载模型, method 2).
+
+A checkpoint is a plain dict: the state_dicts, the epoch, the metric, and everything `predict.py` needs to rebuild the model
+(name, constructor kwargs, class names, preprocessing). No pickled Python objects, so loading one can never run code.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import UserError
+
+
+def plain(value: Any) -> Any:
+    """Make `value` loadable under weights_only: Paths and other objects become strings, containers are kept."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    return str(value)
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Write `state` to `path` atomically: temp file in the same folder, flush + fsync, then `os.replace`.
+
+    A crash (or a full disk) mid-save leaves the previous file at `path` untouched.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def load_file(path: str | Path, *, unsafe_pickle: bool = False) -> Any:
+    """`torch.load` a file a user handed us; every failure is a one-line `UserError` naming the file.
+
+    `unsafe_pickle=True` allows full unpickling (the notes' method 1, `torch.save(model)`): only for files you made yourself.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not unsafe_pickle)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found:
+            raise UserError(f"{path} contains pickled Python objects ({found.group(1)}), refused by torch.load(weights_only=True); "
+                            "load only files you trust, with --unsafe-pickle where a script offers it") from None
+        raise UserError(f"{path} is not a readable PyTorch file ({type(exc).__name__})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, AttributeError, ImportError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path} is not a readable PyTorch file ({first_line[:120]})") from None
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint of this repo (must hold a `model` state_dict), e.g. for `--resume` or `predict.py`."""
+    ckpt = load_file(path)
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
+        raise UserError(f"{path} is not a checkpoint of this repo (no 'model' state_dict inside)")
+    return ckpt
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside DDP (`.module`) and torch.compile (`._orig_mod`) wrappers."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], build_model: Callable[..., nn.Module]) -> nn.Module:
+    """Rebuild the model from the checkpoint alone (name, kwargs, class count) and load its weights strictly, in eval mode."""
+    for key in ("model_name", "class_names"):
+        if key not in ckpt:
+            raise UserError(f"checkpoint has no '{key}'; it was not written by this repo's train.py")
+    try:
+        model = build_model(ckpt["model_name"], num_classes=len(ckpt["class_names"]), **ckpt.get("model_kwargs", {}))
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise UserError(f"checkpoint does not fit model {ckpt['model_name']!r} of this folder "
+                        f"({str(exc).splitlines()[0][:160]})") from None
+    return model.eval()

@@ -1,0 +1,90 @@
+"""The flags every train.py shares (torchvision references' names), and their validation."""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from .errors import UserError
+
+
+def add_common_args(parser: argparse.ArgumentParser, *, folder: str, data_choices: Sequence[str], epochs: int,
+                    batch_size: int, lr: float, workers: int = 0, default_data: str | None = None) -> None:
+    """Add the shared flags; defaults are the folder's (the notes' values where the notes give them)."""
+    choices = tuple(dict.fromkeys([*data_choices, "synthetic"]))
+    g = parser.add_argument_group("common")
+    g.add_argument("--data", default=default_data or choices[0], choices=choices,
+                   help="data set; 'synthetic' is built in and needs no download (default: %(default)s)")
+    g.add_argument("--data-path", type=Path, default=Path("data"), help="where real data sets live (default: ./data)")
+    g.add_argument("--download", action="store_true", help="download the real data set into --data-path if missing")
+    g.add_argument("--synthetic-size", type=int, default=None, metavar="N",
+                   help="number of synthetic training images (validation gets a quarter)")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (auto = cuda when available)")
+    g.add_argument("--epochs", type=int, default=epochs, help="total epochs (default: %(default)s)")
+    g.add_argument("-b", "--batch-size", type=int, default=batch_size, help="batch size per process (default: %(default)s)")
+    g.add_argument("--eval-batch-size", type=int, default=None, help="evaluation batch size (default: 2 x --batch-size)")
+    g.add_argument("--lr", type=float, default=lr, help="learning rate (default: %(default)s)")
+    g.add_argument("-j", "--workers", type=int, default=workers, help="DataLoader worker processes (default: %(default)s)")
+    g.add_argument("--seed", type=int, default=0, help="epoch e reseeds every RNG from seed + e (default: %(default)s)")
+    g.add_argument("--output-dir", type=Path, default=Path("runs") / folder,
+                   help="checkpoints and TensorBoard events (default: %(default)s)")
+    g.add_argument("--resume", type=Path, default=None, metavar="PATH", help="continue from a checkpoint (e.g. last.pth)")
+    g.add_argument("--weights", default=None, metavar="PATH",
+                   help="initialise from a checkpoint, state_dict file or torchvision weights name (shape-matched)")
+    g.add_argument("--limit-batches", type=int, default=None, metavar="N", help="cap train and eval batches per epoch")
+    g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="mixed precision (default: on for CUDA, off on CPU)")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="channels_last memory format (default: on for CUDA, off on CPU)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument("--print-freq", type=int, default=100, help="log train loss every N steps (default: %(default)s)")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Reject impossible values before anything is built or written."""
+    positive = {"--epochs": args.epochs, "--batch-size": args.batch_size, "--print-freq": args.print_freq,
+                "--eval-batch-size": args.eval_batch_size, "--limit-batches": args.limit_batches,
+                "--synthetic-size": args.synthetic_size}
+    for flag, value in positive.items():
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    if not args.lr > 0:
+        raise UserError(f"--lr must be positive, got {args.lr}")
+    if args.workers < 0:
+        raise UserError(f"--workers must be >= 0, got {args.workers}")
+    if args.data_path.exists() and not args.data_path.is_dir():
+        raise UserError(f"--data-path {args.data_path} is a file, not a folder")
+
+
+def resolve_device(spec: str) -> torch.device:
+    """`auto` picks CUDA when present; an explicit CUDA request on a machine without it is an error, never a fallback."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise UserError(f"--device {spec!r} is not a device (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {spec} requested but CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present")
+    elif device.type != "cpu":
+        raise UserError(f"--device {spec!r} is not supported (use auto, cpu, cuda or cuda:N)")
+    return device
+
+
+def ensure_writable_dir(path: Path) -> None:
+    """Create `path` and prove we can write there, so a long run cannot die at its first checkpoint."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"--output-dir {path} is not writable ({exc.strerror or exc})") from None
+    if not os.access(path, os.W_OK):
+        raise UserError(f"--output-dir {path} is not writable")

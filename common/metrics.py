@@ -1,0 +1,90 @@
+"""Evaluation metrics that accumulate on the device and sync once, at the end (and across ranks under DDP)."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .distributed import all_reduce_sum_
+
+
+class Accuracy:
+    """Top-k accuracy; the notes' `(outputs.argmax(1) == targets).sum() / test_data_size`, for any k."""
+
+    primary = "accuracy"
+
+    def __init__(self, topk: tuple[int, ...] = (1,)) -> None:
+        self.topk = topk
+        self.reset()
+
+    def reset(self) -> None:
+        self.correct: torch.Tensor | None = None
+        self.total: torch.Tensor | None = None
+
+    def update(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        k = min(max(self.topk), output.shape[1])
+        top = output.topk(k, dim=1).indices
+        hits = (top == target[:, None]).cumsum(1).sum(0)  # hits[j]: samples whose label is within the top j+1
+        counts = torch.stack([hits[min(t, k) - 1] for t in self.topk]).to(torch.float64)
+        total = torch.tensor(float(target.numel()), dtype=torch.float64, device=output.device)
+        self.correct = counts if self.correct is None else self.correct + counts
+        self.total = total if self.total is None else self.total + total
+
+    def reduce(self) -> None:
+        if self.correct is not None:
+            all_reduce_sum_(self.correct)
+            all_reduce_sum_(self.total)
+
+    def compute(self) -> dict[str, float]:
+        if self.correct is None:
+            return {"accuracy" if t == 1 else f"top{t}": math.nan for t in self.topk}
+        acc = (self.correct / self.total).tolist()
+        return {"accuracy" if t == 1 else f"top{t}": a for t, a in zip(self.topk, acc)}
+
+
+class ConfusionMatrix:
+    """Pixel confusion matrix → pixel accuracy, per-class IoU and mIoU; pixels labelled `ignore_index` do not count.
+
+    Logits smaller than the label are bilinearly upsampled first, so IoU is measured at the label's full resolution
+    (the notes' DeepLab V3 训练细节: 上采样后才进行IOU计算).
+    """
+
+    primary = "miou"
+
+    def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.reset()
+
+    def reset(self) -> None:
+        self.mat: torch.Tensor | None = None
+
+    def update(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        """`output`: N×C×h×w logits (or N×H×W class indices); `target`: N×H×W labels."""
+        if output.dim() == 4:
+            if output.shape[-2:] != target.shape[-2:]:
+                output = F.interpolate(output.float(), size=target.shape[-2:], mode="bilinear", align_corners=False)
+            output = output.argmax(1)
+        n = self.num_classes
+        valid = (target >= 0) & (target < n)  # drops ignore_index; data loaders reject other out-of-range labels
+        idx = target[valid].long() * n + output[valid].long()
+        counts = torch.bincount(idx, minlength=n * n).reshape(n, n)
+        self.mat = counts if self.mat is None else self.mat + counts
+
+    def reduce(self) -> None:
+        if self.mat is not None:
+            all_reduce_sum_(self.mat)
+
+    def compute(self) -> dict[str, float | list[float]]:
+        """Rows are labels, columns predictions. A class absent from both label and prediction has IoU nan and is
+        left out of the mean (nan-safe), instead of counting as 0 or 1."""
+        if self.mat is None:
+            return {"pixel_accuracy": math.nan, "miou": math.nan, "iou": [math.nan] * self.num_classes}
+        mat = self.mat.double()
+        tp = mat.diag()
+        union = mat.sum(0) + mat.sum(1) - tp
+        iou = torch.where(union > 0, tp / union.clamp(min=1), torch.full_like(tp, math.nan))
+        total = mat.sum()
+        return {"pixel_accuracy": (tp.sum() / total).item() if total > 0 else math.nan,
+                "miou": iou.nanmean().item(), "iou": iou.tolist()}

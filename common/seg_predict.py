@@ -1,0 +1,103 @@
+"""The segmentation predict CLI shared by every segmentation folder:
+
+    python NN_topic/predict.py CHECKPOINT IMAGE [IMAGE ...] [--output-dir DIR] [--alpha A] [--device D]
+
+For each image (any size) it writes `<stem>_mask.png`, a palette-mode PNG of class indices in the VOC colours at the
+image's own size, and `<stem>_overlay.png`, the image with the classes tinted in. The model is rebuilt from the checkpoint
+alone; a broken image is reported by name, the rest still run, and the exit code is 1 if any failed.
+
+A folder extends the CLI by adding flags to `get_args_parser()` and passing a `postprocess` to `run` (07_deeplab's CRF).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from torch import nn
+
+from .cli import resolve_device
+from .errors import UserError
+from .palette import to_palette_image, voc_palette
+from .predict import load_for_prediction
+from .segmentation import IGNORE_INDEX, MEAN, STD, normalize
+
+# (probabilities N×C×H×W, RGB image N×3×H×W as float in [0, 255]) -> refined probabilities N×C×H×W
+PostProcess = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def get_args_parser(description: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description or __doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path, help="a last.pth / best.pth written by train.py")
+    parser.add_argument("images", type=Path, nargs="+", help="image files to segment (any size)")
+    parser.add_argument("--output-dir", type=Path, default=None,
+                        help="where masks and overlays go (default: <checkpoint folder>/predictions)")
+    parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the class colours (default: 0.5)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default: %(default)s)")
+    return parser
+
+
+@torch.inference_mode()
+def predict_mask(model: nn.Module, image: Image.Image, device: torch.device, mean: Sequence[float] = MEAN,
+                 std: Sequence[float] = STD, postprocess: PostProcess | None = None) -> np.ndarray:
+    """H×W uint8 class map for one RGB image at its full size (logits upsampled to the image if the model did not)."""
+    rgb = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)[None].to(device)
+    logits = model(normalize(rgb, mean, std)).float()
+    if logits.shape[-2:] != rgb.shape[-2:]:
+        logits = F.interpolate(logits, size=rgb.shape[-2:], mode="bilinear", align_corners=False)
+    probs = logits.softmax(1)
+    if postprocess is not None:
+        probs = postprocess(probs, rgb.float())
+    return probs.argmax(1)[0].to(torch.uint8).cpu().numpy()
+
+
+def overlay(image: Image.Image, mask: np.ndarray, alpha: float = 0.5) -> Image.Image:
+    """The image with every non-background, non-void pixel blended toward its class colour."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    colours = np.asarray(voc_palette(), dtype=np.float32).reshape(256, 3)[mask]
+    tint = ((mask != 0) & (mask != IGNORE_INDEX))[..., None]
+    blended = np.where(tint, (1 - alpha) * rgb + alpha * colours, rgb)
+    return Image.fromarray(blended.round().astype(np.uint8), mode="RGB")
+
+
+def run(args: argparse.Namespace, build_model: Callable[..., nn.Module], postprocess: PostProcess | None = None) -> int:
+    """Segment `args.images` with `args.checkpoint`; returns the exit code (0, or 1 if any image failed)."""
+    if not 0 <= args.alpha <= 1:
+        raise UserError(f"--alpha must be in [0, 1], got {args.alpha}")
+    stems = [p.stem for p in args.images]
+    duplicates = sorted({s for s in stems if stems.count(s) > 1})
+    if duplicates:
+        raise UserError(f"several inputs are named {duplicates[0]!r}; their outputs would overwrite each other")
+    device = resolve_device(args.device)
+    model, classes, preprocess = load_for_prediction(args.checkpoint, build_model)
+    model.to(device)
+    mean, std = preprocess.get("mean") or MEAN, preprocess.get("std") or STD
+    out_dir = args.output_dir or args.checkpoint.parent / "predictions"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for path in args.images:
+        try:
+            with Image.open(path) as img:
+                image = img.convert("RGB")
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            print(f"{path}: error: cannot read image ({exc.__class__.__name__})", file=sys.stderr)
+            failed += 1
+            continue
+        mask = predict_mask(model, image, device, mean, std, postprocess)
+        to_palette_image(mask).save(out_dir / f"{path.stem}_mask.png")
+        overlay(image, mask, args.alpha).save(out_dir / f"{path.stem}_overlay.png")
+        found = ", ".join(classes[c] for c in np.unique(mask) if c < len(classes))
+        print(f"{path}: {out_dir / f'{path.stem}_mask.png'} ({found})")
+    return 1 if failed else 0
+
+
+def segment_main(argv: Sequence[str] | None, build_model: Callable[..., nn.Module], description: str | None = None,
+                 postprocess: PostProcess | None = None) -> int:
+    """Parse the shared flags and `run`; a folder without extra flags calls only this."""
+    return run(get_args_parser(description).parse_args(argv), build_model, postprocess)

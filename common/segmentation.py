@@ -1,0 +1,198 @@
+"""The segmentation data pipeline: VOC2012 (or the synthetic set), joint image+mask transforms, padding collate, poly LR.
+
+Image and mask go through every geometric step together (the same scale, crop and flip), masks only ever by
+nearest-neighbour so no label is invented between two classes, and 255 ("void", VOC's object borders) fills every
+pixel that has no label: padding, crop borders, the batch padding. The loss (`ignore_index=255`) and `ConfusionMatrix`
+skip those pixels.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import Dataset
+
+from .errors import UserError
+from .synthetic import SyntheticSegmentation
+
+IGNORE_INDEX = 255
+VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+               "tvmonitor")
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet statistics: the backbones' pretraining
+
+
+def mask_to_array(mask: Image.Image, name: str = "mask") -> np.ndarray:
+    """A palette ('P') or grayscale ('L') mask as its H×W uint8 class indices; an RGB mask is refused, since its
+    colours are not class indices (VOC masks are palette PNGs)."""
+    if mask.mode not in ("P", "L"):
+        raise UserError(f"{name}: mask mode {mask.mode!r}; expected a palette (P) or grayscale (L) PNG of class indices")
+    return np.asarray(mask, dtype=np.uint8)
+
+
+def check_labels(labels: np.ndarray, num_classes: int, name: str) -> None:
+    """Every label is a class index < num_classes or 255; anything else would silently corrupt the loss."""
+    bad = np.unique(labels[(labels >= num_classes) & (labels != IGNORE_INDEX)])
+    if bad.size:
+        raise UserError(f"{name}: labels {bad.tolist()[:5]} are >= num_classes ({num_classes}) and not {IGNORE_INDEX}")
+
+
+class SegTrainTransform:
+    """Random scale (0.5–2.0), pad to the crop size (image 0, mask 255), random crop, horizontal flip, normalize.
+
+    Uses torch's RNG, which the engine reseeds per epoch and the DataLoader per worker.
+    """
+
+    def __init__(self, crop_size: int, scale: tuple[float, float] = (0.5, 2.0), hflip: float = 0.5,
+                 mean: Sequence[float] = MEAN, std: Sequence[float] = STD) -> None:
+        self.crop_size, self.scale, self.hflip = crop_size, scale, hflip
+        self.mean, self.std = mean, std
+
+    def __call__(self, image: Image.Image, mask: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.scale[0] + (self.scale[1] - self.scale[0]) * torch.rand(()).item()
+        w, h = image.size
+        size = (max(1, round(w * s)), max(1, round(h * s)))
+        image = image.convert("RGB").resize(size, Image.BILINEAR)
+        mask = Image.fromarray(mask_to_array(mask)).resize(size, Image.NEAREST)
+        img = torch.from_numpy(np.array(image)).permute(2, 0, 1)
+        target = torch.from_numpy(np.array(mask)).long()
+        pad_h, pad_w = max(self.crop_size - size[1], 0), max(self.crop_size - size[0], 0)
+        if pad_h or pad_w:
+            img = F.pad(img, (0, pad_w, 0, pad_h), value=0)
+            target = F.pad(target, (0, pad_w, 0, pad_h), value=IGNORE_INDEX)
+        top = int(torch.randint(0, img.shape[1] - self.crop_size + 1, ()))
+        left = int(torch.randint(0, img.shape[2] - self.crop_size + 1, ()))
+        img = img[:, top:top + self.crop_size, left:left + self.crop_size]
+        target = target[top:top + self.crop_size, left:left + self.crop_size]
+        if torch.rand(()).item() < self.hflip:
+            img, target = img.flip(-1), target.flip(-1)
+        return normalize(img, self.mean, self.std), target
+
+
+class SegEvalTransform:
+    """Full size, no augmentation: metrics are measured on the label's own grid."""
+
+    def __init__(self, mean: Sequence[float] = MEAN, std: Sequence[float] = STD) -> None:
+        self.mean, self.std = mean, std
+
+    def __call__(self, image: Image.Image, mask: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+        img = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
+        return normalize(img, self.mean, self.std), torch.from_numpy(mask_to_array(mask).copy()).long()
+
+
+def normalize(img: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 C×H×W → float, scaled to [0, 1] and standardised per channel."""
+    img = img.float().div_(255)
+    return (img - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
+
+
+def collate_pad(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack images of different sizes by padding bottom/right: images with 0 (the mean after normalize), masks with 255,
+    so the padding is ignored by the loss and the metric."""
+    h = max(img.shape[-2] for img, _ in batch)
+    w = max(img.shape[-1] for img, _ in batch)
+    images = torch.zeros(len(batch), batch[0][0].shape[0], h, w, dtype=batch[0][0].dtype)
+    masks = torch.full((len(batch), h, w), IGNORE_INDEX, dtype=torch.long)
+    for i, (img, mask) in enumerate(batch):
+        images[i, :, :img.shape[-2], :img.shape[-1]] = img
+        masks[i, :mask.shape[-2], :mask.shape[-1]] = mask
+    return images, masks
+
+
+class VOCSegmentationFiles(Dataset):
+    """VOC2012 in torchvision's `VOCSegmentation` layout (`<root>/VOCdevkit/VOC2012/...`), checked file by file.
+
+    Every mask is read once at construction: an image/mask size mismatch or a label >= num_classes other than 255 is a
+    `UserError` naming the file, before training starts (not an opaque CUDA assert many steps later).
+    """
+
+    def __init__(self, root: Path, split: str, transforms, num_classes: int = len(VOC_CLASSES),
+                 download: bool = False) -> None:
+        from torchvision.datasets import VOCSegmentation
+
+        root = Path(root)
+        voc_root = root / "VOCdevkit" / "VOC2012"
+        if not voc_root.is_dir() and not download:
+            raise UserError(f"VOC2012 not found under {voc_root}; pass --download or point --data-path at it")
+        try:
+            voc = VOCSegmentation(str(root), year="2012", image_set=split, download=download and not voc_root.is_dir())
+        except (OSError, RuntimeError) as exc:
+            raise UserError(f"cannot read VOC2012 {split} split under {voc_root} ({str(exc).splitlines()[0][:120]})") \
+                from None
+        self.images, self.masks = [Path(p) for p in voc.images], [Path(p) for p in voc.masks]
+        self.num_classes, self.transforms = num_classes, transforms
+        for image_path, mask_path in zip(self.images, self.masks):
+            self.check(image_path, mask_path)
+
+    def check(self, image_path: Path, mask_path: Path) -> None:
+        for path in (image_path, mask_path):
+            if not path.is_file():
+                raise UserError(f"{path}: listed in the split file but missing")
+        try:
+            with Image.open(image_path) as image, Image.open(mask_path) as mask:
+                if image.size != mask.size:
+                    raise UserError(f"image {image_path} is {image.size[0]}x{image.size[1]} but its mask {mask_path} is "
+                                    f"{mask.size[0]}x{mask.size[1]}")
+                check_labels(mask_to_array(mask, str(mask_path)), self.num_classes, str(mask_path))
+        except OSError as exc:
+            raise UserError(f"cannot read {image_path} / {mask_path} ({exc})") from None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        image = Image.open(self.images[index]).convert("RGB")
+        mask = Image.open(self.masks[index])
+        return self.transforms(image, mask) if self.transforms else (image, mask)
+
+
+def build_datasets(args: argparse.Namespace, crop_size: int, image_size: int = 64) -> tuple[Dataset, Dataset, list[str]]:
+    """(train set, val set, class names) for `--data voc|synthetic`; train gets `SegTrainTransform(crop_size)`, val full
+    size. The synthetic set draws `image_size`² images; `--synthetic-size` sets its train length (val: a quarter)."""
+    train_tf, val_tf = SegTrainTransform(crop_size), SegEvalTransform()
+    if args.data == "synthetic":
+        n = args.synthetic_size or 400
+        train = SyntheticSegmentation(size=n, image_size=image_size, seed=args.seed, split="train", transforms=train_tf)
+        val = SyntheticSegmentation(size=max(1, n // 4), image_size=image_size, seed=args.seed, split="val",
+                                    transforms=val_tf)
+        return train, val, list(train.classes)
+    if args.data == "voc":
+        train = VOCSegmentationFiles(args.data_path, "train", train_tf, download=args.download)
+        val = VOCSegmentationFiles(args.data_path, "val", val_tf, download=False)
+        return train, val, list(VOC_CLASSES)
+    raise UserError(f"--data {args.data!r}: this pipeline reads 'voc' or 'synthetic'")
+
+
+class PolyWithWarmup:
+    """LambdaLR factor: linear warmup from `warmup_start` to 1 over `warmup_steps`, then poly decay
+    (1 − t / T)^power to 0 over the remaining steps (DeepLab's "poly" policy, stepped per iteration).
+
+    A callable object, not a lambda, so `LambdaLR.state_dict()` stores it (plain numbers) and `--resume` restores it.
+    """
+
+    def __init__(self, total_steps: int, warmup_steps: int = 0, power: float = 0.9, warmup_start: float = 0.1) -> None:
+        if total_steps < 1 or not 0 <= warmup_steps < total_steps:
+            raise ValueError(f"need total_steps >= 1 and 0 <= warmup_steps < total_steps, got {total_steps}, "
+                             f"{warmup_steps}")
+        self.total_steps, self.warmup_steps, self.power, self.warmup_start = total_steps, warmup_steps, power, warmup_start
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return self.warmup_start + (1 - self.warmup_start) * step / self.warmup_steps
+        progress = (step - self.warmup_steps) / (self.total_steps - self.warmup_steps)
+        return max(0.0, 1 - progress) ** self.power
+
+
+def poly_lr(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int | None = None,
+            power: float = 0.9) -> torch.optim.lr_scheduler.LambdaLR:
+    """Poly LR with a short warmup (default: 1 % of the steps, at least 1 when there is room); step it every iteration
+    (`engine.fit(..., scheduler_interval="step")`)."""
+    if warmup_steps is None:
+        warmup_steps = min(max(1, math.ceil(0.01 * total_steps)), total_steps - 1)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, PolyWithWarmup(total_steps, warmup_steps, power))

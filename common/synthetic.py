@@ -1,0 +1,203 @@
+"""Built-in data sets, so every script runs offline in minutes (`--data synthetic`).
+
+Both are procedurally drawn and deterministic per index: image i depends only on (seed, split, i). They mimic the real sets'
+interfaces (CIFAR10's `.data`/`.targets`/`.classes`; VOCSegmentation's (PIL image, PIL palette mask) pairs) and can be written
+to disk in the real layouts, so the real loaders are what the tests exercise.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+
+from .palette import to_palette_image
+
+SPLITS = {"train": 0, "val": 1, "test": 1}
+
+
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    return yy, xx
+
+
+def _shape_mask(kind: str, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, r: float,
+                period: float) -> np.ndarray:
+    """Boolean mask of one shape centred at (cy, cx) with half-size r. Every shape is symmetric under a horizontal flip,
+    so flip augmentation never turns one class into another."""
+    dy, dx = yy - cy, xx - cx
+    box = (np.abs(dy) <= r) & (np.abs(dx) <= r)
+    w = max(r * 0.3, 1.0)
+    if kind == "disk":
+        return dy**2 + dx**2 <= r**2
+    if kind == "square":
+        return box
+    if kind == "triangle":
+        return (dy <= r) & (dy >= -r) & (np.abs(dx) <= (dy + r) / 2)
+    if kind == "cross":
+        return box & ((np.abs(dy) <= w / 2 + 0.5) | (np.abs(dx) <= w / 2 + 0.5))
+    if kind == "ring":
+        d = np.sqrt(dy**2 + dx**2)
+        return (d <= r) & (d >= r - w)
+    if kind == "hstripes":
+        return box & ((yy // period) % 2 == 0)
+    if kind == "vstripes":
+        return box & (((xx - cx + 1000 * period) // period) % 2 == 0)
+    if kind == "checker":
+        return box & ((((yy // period) + ((xx - cx + 1000 * period) // period)) % 2) == 0)
+    if kind == "x":
+        return box & ((np.abs(dy - dx) <= w * 0.75) | (np.abs(dy + dx) <= w * 0.75))
+    if kind == "frame":
+        return box & ~((np.abs(dy) <= r - w) & (np.abs(dx) <= r - w))
+    if kind == "bar":  # thin object: a 1-3 px line
+        return (np.abs(dy) <= period / 2) & (np.abs(dx) <= r)
+    raise ValueError(f"unknown shape {kind!r}")
+
+
+def _colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random foreground and background colour that differ clearly in brightness (either may be the lighter one)."""
+    fg = rng.uniform(0.0, 1.0, 3)
+    bg = rng.uniform(0.0, 1.0, 3)
+    gap = 0.45 - abs(fg.mean() - bg.mean())
+    if gap > 0:
+        shift = gap if fg.mean() >= bg.mean() else -gap
+        fg, bg = np.clip(fg + shift / 2, 0, 1), np.clip(bg - shift / 2, 0, 1)
+    return fg, bg
+
+
+def _background(rng: np.random.Generator, size: int, bg: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    """Textured background: a colour, a soft sinusoidal texture and pixel noise (so a plain threshold is not enough)."""
+    fy, fx = rng.uniform(0.1, 0.6, 2)
+    phase = rng.uniform(0, 2 * np.pi)
+    texture = 0.06 * np.sin(fy * yy + fx * xx + phase)
+    return bg[None, None, :] + texture[..., None] + rng.normal(0, 0.04, (size, size, 3))
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+class SyntheticShapes(Dataset):
+    """CIFAR-like classification: class k is a shape or pattern drawn at a random place, size and colour pair on a
+    textured background. `.data` (N×H×W×3 uint8), `.targets` and `.classes` match torchvision's CIFAR10."""
+
+    SHAPES = ("disk", "square", "triangle", "cross", "ring", "hstripes", "vstripes", "checker", "x", "frame")
+
+    def __init__(self, size: int = 5000, image_size: int = 32, num_classes: int = 10, seed: int = 0,
+                 split: str = "train", transform: Callable[[Image.Image], Any] | None = None) -> None:
+        if not 2 <= num_classes <= len(self.SHAPES):
+            raise ValueError(f"num_classes must be in [2, {len(self.SHAPES)}], got {num_classes}")
+        self.classes = list(self.SHAPES[:num_classes])
+        self.transform = transform
+        self.targets = [i % num_classes for i in range(size)]
+        self.data = np.stack([self.draw(i, image_size, seed, split) for i in range(size)]) if size else \
+            np.zeros((0, image_size, image_size, 3), np.uint8)
+
+    def draw(self, index: int, image_size: int, seed: int, split: str) -> np.ndarray:
+        rng = np.random.default_rng([seed, SPLITS[split], index])
+        yy, xx = _grid(image_size)
+        fg, bg = _colours(rng)
+        img = _background(rng, image_size, bg, yy, xx)
+        r = rng.uniform(0.22, 0.36) * image_size
+        cy, cx = rng.uniform(r, image_size - r, 2)
+        period = rng.integers(max(2, image_size // 16), max(3, image_size // 8) + 1)
+        mask = _shape_mask(self.classes[self.targets[index]], yy, xx, cy, cx, r, float(period))
+        img[mask] = fg + rng.normal(0, 0.04, (int(mask.sum()), 3))
+        return _to_uint8(img)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        img = Image.fromarray(self.data[index])
+        return (self.transform(img) if self.transform else img), self.targets[index]
+
+
+class SyntheticSegmentation(Dataset):
+    """VOC-like segmentation: 1-4 objects (disks, squares, triangles, rings and thin bars, some small) on a textured
+    background. Masks hold class indices, 0 = background, and a 255 "void" band on object borders like VOC's."""
+
+    CLASSES = ("background", "disk", "square", "triangle", "ring", "bar")
+
+    def __init__(self, size: int = 200, image_size: int = 64, num_classes: int = 6, seed: int = 0, split: str = "train",
+                 transforms: Callable[[Image.Image, Image.Image], Any] | None = None, void_band: bool = True) -> None:
+        if not 2 <= num_classes <= len(self.CLASSES):
+            raise ValueError(f"num_classes must be in [2, {len(self.CLASSES)}], got {num_classes}")
+        self.classes = list(self.CLASSES[:num_classes])
+        self.size, self.image_size, self.seed, self.split = size, image_size, seed, split
+        self.transforms, self.void_band = transforms, void_band
+
+    def __len__(self) -> int:
+        return self.size
+
+    def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(H×W×3 uint8 image, H×W uint8 mask) for one index."""
+        if not 0 <= index < self.size:
+            raise IndexError(index)
+        s = self.image_size
+        rng = np.random.default_rng([self.seed, SPLITS[self.split], index, 1])
+        yy, xx = _grid(s)
+        _, bg = _colours(rng)
+        img = _background(rng, s, bg, yy, xx)
+        mask = np.zeros((s, s), np.uint8)
+        for _ in range(rng.integers(1, 5)):
+            cls = int(rng.integers(1, len(self.classes)))
+            small = rng.random() < 0.3
+            r = rng.uniform(0.05, 0.09) * s if small else rng.uniform(0.1, 0.25) * s
+            r = max(r, 2.0)
+            cy, cx = rng.uniform(r, s - r, 2)
+            thickness = float(rng.integers(1, 4))
+            obj = _shape_mask(self.classes[cls], yy, xx, cy, cx, r, thickness)
+            fg, _ = _colours(rng)
+            img[obj] = fg + rng.normal(0, 0.04, (int(obj.sum()), 3))
+            mask[obj] = cls
+        if self.void_band:
+            mask[_borders(mask)] = 255
+        return _to_uint8(img), mask
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        img, mask = self.sample(index)
+        pair = Image.fromarray(img), to_palette_image(mask)
+        return self.transforms(*pair) if self.transforms else pair
+
+
+def _borders(mask: np.ndarray) -> np.ndarray:
+    """A 1-px band where labels change, where VOC annotators put 255. It lies on the lower label's side (the background's,
+    for an object on background), so even a 1-px bar keeps its pixels."""
+    padded = np.pad(mask, 1, mode="edge")
+    h, w = mask.shape
+    edge = np.zeros_like(mask, dtype=bool)
+    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+        edge |= padded[dy:dy + h, dx:dx + w] > mask
+    return edge
+
+
+def write_imagefolder(dataset: SyntheticShapes, root: Path) -> Path:
+    """Write `root/<class>/<index>.png`, torchvision's ImageFolder layout."""
+    root = Path(root)
+    for name in dataset.classes:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    for i, (img, label) in enumerate(zip(dataset.data, dataset.targets)):
+        Image.fromarray(img).save(root / dataset.classes[label] / f"{i:05d}.png")
+    return root
+
+
+def write_voc(root: Path, splits: dict[str, SyntheticSegmentation]) -> Path:
+    """Write VOC2012's layout under `root/VOCdevkit/VOC2012` (JPEGImages, SegmentationClass, ImageSets/Segmentation/<split>.txt)
+    so torchvision's VOCSegmentation reads it as the real thing. Returns the VOC2012 folder."""
+    voc = Path(root) / "VOCdevkit" / "VOC2012"
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (voc / sub).mkdir(parents=True, exist_ok=True)
+    for split, dataset in splits.items():
+        names = []
+        for i in range(len(dataset)):
+            name = f"{split}_{i:05d}"
+            img, mask = dataset.sample(i)
+            Image.fromarray(img).save(voc / "JPEGImages" / f"{name}.jpg", quality=95)
+            to_palette_image(mask).save(voc / "SegmentationClass" / f"{name}.png")
+            names.append(name)
+        (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(names) + "\n")
+    return voc

@@ -1,0 +1,185 @@
+"""03_cifar_train end to end: the loop, resume, checkpoints, DDP, predict.py, portability and every bad-input error."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from common.errors import UserError
+from util import ROOT, load
+
+FAST = ["--data", "synthetic", "--synthetic-size", "256", "-b", "32", "--print-freq", "4"]
+
+
+@pytest.fixture(scope="module")
+def train():
+    return load("03_cifar_train", "train")
+
+
+def run_script(*args, cwd=ROOT, env=None):
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env=env)
+
+
+def test_notes_shape_check():
+    model = load("03_cifar_train").Tudui()
+    assert model(torch.ones((64, 3, 32, 32))).shape == (64, 10)
+    names = [n for n, _ in model.named_children()]
+    assert names == ["conv1", "maxpool1", "conv2", "maxpool2", "conv3", "maxpool3", "flatten", "Linear1", "Linear2"]
+
+
+def test_training_learns_and_logs_the_notes_tags(train, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    summary = train.main([*FAST, "--synthetic-size", "1024", "--epochs", "3", "--lr", "0.1",
+                          "--output-dir", str(tmp_path)])
+    assert summary["metrics"]["accuracy"] > 0.25  # 10 classes: chance is 0.1
+    acc = EventAccumulator(str(tmp_path)).Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"train_loss", "test_loss", "test_accuracy", "lr"} <= tags
+    assert [e.step for e in acc.Scalars("test_accuracy")] == [0, 1, 2]
+    ckpt = torch.load(tmp_path / "best.pth", weights_only=True)
+    assert ckpt["model_name"] == "tudui" and ckpt["class_names"][0] == "disk" and ckpt["epoch"] in (0, 1, 2)
+    assert ckpt["args"]["output_dir"] == str(tmp_path) and ckpt["preprocess"]["resize"] == [32, 32]
+
+
+@pytest.mark.parametrize("loader", ["tensor", "dataloader"])
+def test_resume_after_epoch_1_matches_an_uninterrupted_run(train, tmp_path, loader):
+    common = [*FAST, "--loader", loader, "--augment"]
+    train.main([*common, "--epochs", "2", "--output-dir", str(tmp_path / "full")])
+    train.main([*common, "--epochs", "1", "--output-dir", str(tmp_path / "part")])
+    train.main([*common, "--epochs", "2", "--output-dir", str(tmp_path / "part"),
+                "--resume", str(tmp_path / "part" / "last.pth")])
+    full = torch.load(tmp_path / "full" / "last.pth", weights_only=True)
+    resumed = torch.load(tmp_path / "part" / "last.pth", weights_only=True)
+    assert resumed["epoch"] == full["epoch"] == 1
+    for key, value in full["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
+
+
+def test_cli_train_then_predict(tmp_path):
+    out = tmp_path / "run"
+    result = run_script("03_cifar_train/train.py", *FAST, "--epochs", "1", "--limit-batches", "2", "--output-dir", out,
+                        "--save-full-model")
+    assert result.returncode == 0, result.stderr
+    assert "epoch 1/1" in result.stdout
+    good = tmp_path / "cat.png"
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(good)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    result = run_script("03_cifar_train/predict.py", out / "last.pth", good, broken, "--topk", "2")
+    assert result.returncode == 1
+    line = result.stdout.strip()
+    assert line.startswith(f"{good}: ") and line.count("(") == 2, line
+    assert f"{broken}: error: cannot read image" in result.stderr
+    full_model = out / "tudui_method1.pth"
+    refused = run_script("03_cifar_train/predict.py", full_model, good)
+    assert refused.returncode == 2 and "pickled Python objects" in refused.stderr
+    allowed = run_script("03_cifar_train/predict.py", full_model, good, "--unsafe-pickle")
+    assert allowed.returncode == 0 and allowed.stdout.startswith(f"{good}: "), allowed.stderr
+
+
+def test_ddp_two_cpu_ranks_reduce_metrics_and_only_rank0_writes(tmp_path):
+    out = tmp_path / "ddp"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "03_cifar_train/train.py", *FAST, "--synthetic-size", "200", "--epochs", "1",
+         "--device", "cpu", "--output-dir", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("epoch 1/1") == 1  # rank 0 prints alone
+    assert len(list(out.glob("events.out.tfevents.*"))) == 1
+    ckpt = torch.load(out / "last.pth", weights_only=True)
+    # each rank saw half of the 50 test images; the reduced accuracy must equal one process scoring all of them
+    model = load("03_cifar_train").build_model("tudui")
+    model.load_state_dict(ckpt["model"])
+    from common.synthetic import SyntheticShapes
+
+    test = SyntheticShapes(50, split="test")
+    x = (torch.from_numpy(test.data).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5
+    with torch.no_grad():
+        acc = (model(x).argmax(1) == torch.tensor(test.targets)).float().mean().item()
+    assert ckpt["metrics"]["accuracy"] == pytest.approx(acc)
+
+
+def test_copied_folder_trains_in_another_project(tmp_path):
+    shutil.copytree(ROOT / "03_cifar_train", tmp_path / "03_cifar_train")
+    shutil.copytree(ROOT / "common", tmp_path / "common", ignore=shutil.ignore_patterns("__pycache__"))
+    result = run_script("03_cifar_train/train.py", *FAST, "--epochs", "1", "--limit-batches", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "runs" / "03_cifar_train" / "last.pth").is_file()
+
+
+def _pickled(path):
+    torch.save(torch.nn.Linear(2, 2), path)
+
+
+def _corrupt(path):
+    path.write_bytes(b"\x00garbage")
+
+
+def _foreign(path):
+    torch.save({"weights": torch.ones(3)}, path)
+
+
+def _other_model(path):
+    torch.save({"conv.weight": torch.ones(3, 3)}, path)
+
+
+@pytest.mark.parametrize("flag, make, message", [
+    ("--resume", None, "no such file"),
+    ("--resume", _corrupt, "not a readable PyTorch file"),
+    ("--resume", _foreign, "not a checkpoint of this repo"),
+    ("--resume", _pickled, "pickled Python objects"),
+    ("--weights", _pickled, "pickled Python objects"),
+    ("--weights", _corrupt, "not a readable PyTorch file"),
+    ("--weights", _other_model, "no tensor in the weights matches"),
+])
+def test_bad_checkpoint_files_fail_before_anything_is_written(train, tmp_path, flag, make, message):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "last.pth").write_bytes(b"previous run")
+    path = tmp_path / "given.pth"
+    if make is not None:
+        make(path)
+    with pytest.raises(UserError, match=message):
+        train.main([*FAST, "--epochs", "1", "--output-dir", str(out), flag, str(path)])
+    assert sorted(p.name for p in out.iterdir()) == ["last.pth"]
+    assert (out / "last.pth").read_bytes() == b"previous run"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["-b", "-1"], "--batch-size must be at least 1"),
+    (["--lr", "0"], "--lr must be positive"),
+    (["--data", "cifar10"], "CIFAR-10 not found .*--download"),
+])
+def test_bad_arguments(train, tmp_path, args, message):
+    with pytest.raises(UserError, match=message):
+        train.main([*FAST, "--data-path", str(tmp_path / "empty"), "--output-dir", str(tmp_path / "o"), *args])
+
+
+def test_data_path_that_is_a_file(train, tmp_path):
+    path = tmp_path / "file"
+    path.write_text("x")
+    with pytest.raises(UserError, match="is a file"):
+        train.main([*FAST, "--data-path", str(path), "--output-dir", str(tmp_path / "o")])
+
+
+def test_unwritable_output_dir(train, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    with pytest.raises(UserError, match="not writable"):
+        train.main([*FAST, "--output-dir", str(blocker / "run")])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
+def test_cuda_request_exits_2_with_one_line(tmp_path):
+    result = run_script("03_cifar_train/train.py", *FAST, "--device", "cuda", "--output-dir", tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error: --device cuda")
+    assert not any(tmp_path.iterdir())

@@ -1,0 +1,196 @@
+"""common/: device errors, atomic saves, weights_only refusal, shape-matched loading, metrics, the loop's NaN guard."""
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from common import checkpoint, cli, engine, metrics, weights
+from common.errors import UserError
+from common.runtime import Runtime
+from common.synthetic import SyntheticSegmentation, SyntheticShapes, write_imagefolder, write_voc
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
+def test_cuda_without_cuda_is_an_error_not_a_fallback():
+    with pytest.raises(UserError, match="CUDA is not available"):
+        cli.resolve_device("cuda")
+    assert cli.resolve_device("auto").type == "cpu"
+
+
+def test_bad_device_string():
+    with pytest.raises(UserError, match="not a device"):
+        cli.resolve_device("gpu0")
+
+
+def test_atomic_save_keeps_previous_file_when_writing_fails(tmp_path, monkeypatch):
+    path = tmp_path / "last.pth"
+    checkpoint.save_checkpoint({"model": {"w": torch.ones(3)}}, path)
+    original = path.read_bytes()
+
+    def crash(obj, f, *a, **k):
+        f.write(b"partial garbage")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save_checkpoint({"model": {"w": torch.zeros(3)}}, path)
+    assert path.read_bytes() == original
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pth"], "temp file left behind"
+
+
+def test_weights_only_refuses_a_pickled_object(tmp_path):
+    path = tmp_path / "method1.pth"
+    torch.save(nn.Linear(2, 2), path)  # the notes' method 1: a whole pickled module
+    with pytest.raises(UserError, match="pickled Python objects.*Linear"):
+        checkpoint.load_file(path)
+    assert isinstance(checkpoint.load_file(path, unsafe_pickle=True), nn.Linear)
+
+
+@pytest.mark.parametrize("content, message", [(None, "no such file"), (b"not a zip", "not a readable PyTorch file")])
+def test_missing_and_corrupt_files_name_the_file(tmp_path, content, message):
+    path = tmp_path / "x.pth"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(UserError, match=message) as info:
+        checkpoint.load_checkpoint(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_foreign_file_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "tensor.pth"
+    torch.save(torch.ones(2), path)
+    with pytest.raises(UserError, match="not a checkpoint of this repo"):
+        checkpoint.load_checkpoint(path)
+
+
+class Net(nn.Module):
+    def __init__(self, classes: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+        self.head = nn.Linear(4, classes)
+
+
+def test_shape_matched_loading_reports_every_decision():
+    source = Net(10).state_dict()
+    source = {f"module.{k}": v for k, v in source.items()}  # as saved from DDP
+    source["module.extra.weight"] = torch.ones(1)
+    target = Net(3)
+    report = weights.load_matching(target, source, log=None)
+    assert report.mismatched == {"head.weight": ((10, 4), (3, 4)), "head.bias": ((10,), (3,))}
+    assert report.unexpected == ["extra.weight"]
+    assert report.missing == []
+    assert "features.0.weight" in report.loaded and len(report.loaded) == 7  # conv w+b, bn w+b+mean+var+count
+    assert torch.equal(target.features[0].weight, source["module.features.0.weight"])
+    text = str(report)
+    assert "head.weight: source [10, 4] vs model [3, 4]" in text
+
+
+def test_shape_matched_loading_reports_missing_and_accepts_checkpoints():
+    source = {"model": {"_orig_mod.features.0.weight": torch.zeros(4, 3, 3, 3)}}
+    target = Net(3)
+    report = weights.load_matching(target, source, log=None)
+    assert report.loaded == ["features.0.weight"]
+    assert "head.weight" in report.missing and "features.0.bias" in report.missing
+    assert target.features[0].weight.abs().sum() == 0
+
+
+def test_zero_matching_tensors_is_an_error():
+    with pytest.raises(UserError, match="no tensor in the weights matches"):
+        weights.load_matching(Net(3), {"other.weight": torch.ones(2)}, log=None)
+
+
+def test_freeze_by_prefix():
+    model = Net(3)
+    assert weights.freeze(model, ["features."]) == 4
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["head.weight", "head.bias"]
+    with pytest.raises(UserError, match="nothing to freeze"):
+        weights.freeze(model, ["backbone."])
+
+
+def test_confusion_matrix_against_hand_computed_example():
+    # labels:      predictions:   (255 = void, ignored)
+    # 0 0 1        0 1 1
+    # 1 2 255      1 1 0
+    target = torch.tensor([[[0, 0, 1], [1, 2, 255]]])
+    pred = torch.tensor([[[0, 1, 1], [1, 1, 0]]])
+    cm = metrics.ConfusionMatrix(num_classes=4)
+    cm.update(pred, target)
+    assert cm.mat.tolist() == [[1, 1, 0, 0], [0, 2, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]]
+    result = cm.compute()
+    assert result["pixel_accuracy"] == pytest.approx(3 / 5)
+    # IoU: class 0: 1/(1+1+0)=0.5, class 1: 2/(2+2)=0.5, class 2: 0/1=0, class 3: absent everywhere -> nan (skipped)
+    assert result["iou"][:3] == pytest.approx([0.5, 0.5, 0.0]) and math.isnan(result["iou"][3])
+    assert result["miou"] == pytest.approx(1 / 3)
+
+
+def test_confusion_matrix_upsamples_logits_to_label_size():
+    logits = torch.zeros(1, 2, 2, 2)
+    logits[0, 1] = 1.0  # class 1 everywhere, at half resolution
+    cm = metrics.ConfusionMatrix(num_classes=2)
+    cm.update(logits, torch.ones(1, 4, 4, dtype=torch.long))
+    assert cm.mat.sum() == 16 and cm.compute()["pixel_accuracy"] == 1.0
+
+
+def test_topk_accuracy():
+    output = torch.tensor([[0.1, 0.5, 0.4], [0.8, 0.15, 0.05], [0.2, 0.3, 0.5]])
+    target = torch.tensor([2, 0, 0])
+    acc = metrics.Accuracy(topk=(1, 2))
+    acc.update(output, target)
+    result = acc.compute()
+    assert result["accuracy"] == pytest.approx(1 / 3)
+    assert result["top2"] == pytest.approx(2 / 3)
+
+
+def test_nan_loss_stops_the_run_naming_epoch_and_step():
+    model = nn.Linear(4, 2)
+    calls = {"n": 0}
+
+    def criterion(output, target):
+        calls["n"] += 1
+        loss = nn.functional.cross_entropy(output, target)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    loader = [(torch.randn(2, 4), torch.tensor([0, 1]))] * 5
+    rt = Runtime(device=torch.device("cpu"))
+    with pytest.raises(FloatingPointError, match=r"epoch 2, step 3 \(global step 8\)"):
+        engine.train_one_epoch(model, criterion, torch.optim.SGD(model.parameters(), lr=0.1), loader, rt=rt,
+                               epoch=1, scaler=torch.amp.GradScaler("cpu", enabled=False), print_freq=4,
+                               global_step=5)
+
+
+def test_synthetic_sets_are_deterministic_per_index():
+    a, b = SyntheticShapes(20, seed=3), SyntheticShapes(30, seed=3)
+    assert (a.data == b.data[:20]).all() and a.targets == b.targets[:20]
+    assert not (SyntheticShapes(20, seed=4).data == a.data).all()
+    assert sorted(set(a.targets)) == list(range(10)) and a.data.shape == (20, 32, 32, 3)
+    seg = SyntheticSegmentation(5, image_size=48)
+    img, mask = seg.sample(2)
+    img2, mask2 = SyntheticSegmentation(3, image_size=48).sample(2)
+    assert (img == img2).all() and (mask == mask2).all()
+    values = set(mask.ravel().tolist())
+    assert 255 in values and 0 in values and values <= {0, 1, 2, 3, 4, 5, 255}
+
+
+def test_void_band_surrounds_objects_like_voc():
+    _, mask = SyntheticSegmentation(1, image_size=64).sample(0)
+    objects = (mask != 0) & (mask != 255)
+    # no object pixel touches plain background: each of its 4-neighbours is object or void (255)
+    padded = np.pad(objects, 1)
+    near = (padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:]) & ~objects
+    assert near.any() and (mask[near] == 255).all()
+
+
+def test_writers_produce_real_layouts(tmp_path):
+    import torchvision
+
+    root = write_imagefolder(SyntheticShapes(12, num_classes=3), tmp_path / "folder")
+    folder = torchvision.datasets.ImageFolder(root)
+    assert folder.classes == ["disk", "square", "triangle"] and len(folder) == 12
+    voc = write_voc(tmp_path / "voc", {"train": SyntheticSegmentation(3), "val": SyntheticSegmentation(2, split="val")})
+    ds = torchvision.datasets.VOCSegmentation(tmp_path / "voc", year="2012", image_set="val")
+    img, mask = ds[1]
+    assert len(ds) == 2 and mask.mode == "P" and img.size == mask.size == (64, 64)
+    assert (voc / "ImageSets" / "Segmentation" / "train.txt").read_text().split() == [f"train_{i:05d}" for i in range(3)]

@@ -1,0 +1,30 @@
+"""Test helpers: topic folders start with digits, so their modules are loaded by path."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = sorted(p.name for p in ROOT.iterdir() if p.is_dir() and p.name[:2].isdigit() and (p / "model.py").exists())
+
+
+def load(folder: str, module: str = "model") -> ModuleType:
+    """Import `ROOT/folder/module.py` under a unique name, with the folder first on sys.path.
+
+    Scripts do `from model import build_model`; the folder's own `model` (not another folder's) must win, so any cached
+    sibling modules are dropped before the import.
+    """
+    folder_path = ROOT / folder
+    for name in [n for n, m in sys.modules.items() if (getattr(m, "__file__", None) or "").startswith(str(ROOT / "0"))]:
+        if not name.startswith("topic_"):
+            del sys.modules[name]
+    sys.path.insert(0, str(folder_path))
+    try:
+        spec = importlib.util.spec_from_file_location(f"topic_{folder}_{module}", folder_path / f"{module}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    finally:
+        sys.path.remove(str(folder_path))
