@@ -159,6 +159,9 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
     start_epoch, best = 0, -math.inf
     if rt.resume is not None:
         start_epoch, best = _restore(rt.resume, model, optimizer, scheduler, scaler, args.resume)
+        if start_epoch >= args.epochs:
+            raise UserError(f"--resume {args.resume} already finished epoch {start_epoch} of {args.epochs}; "
+                            f"pass a larger --epochs to continue")
     eval_net = torch.compile(model) if args.compile else model
     train_net, grad_signature = None, None
     writer = SummaryWriter(log_dir=str(args.output_dir)) if rt.is_main else None

@@ -61,6 +61,14 @@ def test_resume_after_epoch_1_matches_an_uninterrupted_run(train, tmp_path, load
         assert torch.equal(value, resumed["model"][key]), key
 
 
+def test_resume_of_a_finished_run_asks_for_more_epochs(train, tmp_path):
+    train.main([*FAST, "--epochs", "1", "--limit-batches", "1", "--output-dir", str(tmp_path)])
+    before = (tmp_path / "last.pth").read_bytes()
+    with pytest.raises(UserError, match="already finished epoch 1 of 1; pass a larger --epochs"):
+        train.main([*FAST, "--epochs", "1", "--output-dir", str(tmp_path), "--resume", str(tmp_path / "last.pth")])
+    assert (tmp_path / "last.pth").read_bytes() == before
+
+
 def test_cli_train_then_predict(tmp_path):
     out = tmp_path / "run"
     result = run_script("03_cifar_train/train.py", *FAST, "--epochs", "1", "--limit-batches", "2", "--output-dir", out,
