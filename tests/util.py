@@ -24,6 +24,7 @@ def load(folder: str, module: str = "model") -> ModuleType:
     try:
         spec = importlib.util.spec_from_file_location(f"topic_{folder}_{module}", folder_path / f"{module}.py")
         mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod  # dataclasses and pickling look a module up by name
         spec.loader.exec_module(mod)
         return mod
     finally:
