@@ -1,0 +1,117 @@
+"""Train MobileNet V1 / V2 (notes: MobileNet) on the synthetic shapes, CIFAR-10 or an ImageFolder such as flower photos.
+
+    python 05_mobilenet/train.py --data synthetic --model mobilenet_v2 --width-mult 0.5   # offline, minutes on a CPU
+    python 05_mobilenet/train.py --data imagefolder --data-path data/flower_data --image-size 224 \\
+        --weights MobileNet_V2_Weights.IMAGENET1K_V1 --freeze-features                     # fine-tune the new head only
+
+ImageFolder expects `--data-path/train/<class>/*` and `--data-path/val/<class>/*`. `--weights` takes a checkpoint, a
+state_dict file or a torchvision weights name; tensors are loaded where name and shape match, so the 1000-class ImageNet
+head is skipped and the new `num_classes` head keeps its initialisation. Inputs use ImageNet's mean/std, as the torchvision
+weights expect.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import torchvision
+from torchvision import transforms as T
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import cli, data, engine, metrics, runtime  # noqa: E402
+from common.errors import UserError, cli_main  # noqa: E402
+from common.synthetic import SyntheticShapes  # noqa: E402
+from common.tensor_loader import TensorLoader  # noqa: E402
+from common.weights import freeze, load_matching  # noqa: E402
+from model import MODELS, build_model, count_params_and_macs  # noqa: E402
+
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # ImageNet statistics (torchvision weights)
+SYNTHETIC_SIZE = 4000
+NATIVE_SIZE = {"synthetic": 32, "cifar10": 32, "imagefolder": 224}
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_common_args(parser, folder="05_mobilenet", data_choices=("synthetic", "cifar10", "imagefolder"),
+                        epochs=10, batch_size=64, lr=0.01)
+    parser.add_argument("--model", default="mobilenet_v2", choices=MODELS)
+    parser.add_argument("--width-mult", type=float, default=1.0, help="width multiplier α (default: %(default)s)")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="input size, the resolution multiplier ρ (default: 32 for synthetic/cifar10, 224 for "
+                             "imagefolder)")
+    parser.add_argument("--freeze-features", action="store_true",
+                        help="train only the classifier (the notes' 冻结训练), e.g. after --weights")
+    return parser
+
+
+def load_data(args: argparse.Namespace, size: int, rt: runtime.Runtime) -> tuple[object, object, list[str], dict]:
+    """(train loader, val loader, class names, predict.py preprocessing) for the chosen --data."""
+    if args.data == "synthetic":  # drawn at the requested size and held in memory; shapes are flip-symmetric
+        n = args.synthetic_size or SYNTHETIC_SIZE
+        train = SyntheticShapes(n, image_size=size, seed=args.seed, split="train")
+        val = SyntheticShapes(max(n // 4, 1), image_size=size, seed=args.seed, split="val")
+        shard = dict(device=rt.device, seed=args.seed, rank=rt.rank, world_size=rt.world_size, mean=MEAN, std=STD)
+        eval_batch = args.eval_batch_size or 2 * args.batch_size
+        loaders = (TensorLoader(train.data, train.targets, args.batch_size, train=True, flip=True, **shard),
+                   TensorLoader(val.data, val.targets, eval_batch, train=False, **shard))
+        return *loaders, train.classes, {"resize": [size, size], "mean": MEAN, "std": STD}
+    normalize = [T.ToTensor(), T.Normalize(MEAN, STD)]
+    if args.data == "cifar10":
+        train_tf = T.Compose([T.Resize(size), T.RandomCrop(size, padding=size // 8), T.RandomHorizontalFlip(),
+                              *normalize])
+        val_tf = T.Compose([T.Resize(size), *normalize])
+        try:
+            train = torchvision.datasets.CIFAR10(args.data_path, train=True, transform=train_tf, download=args.download)
+            val = torchvision.datasets.CIFAR10(args.data_path, train=False, transform=val_tf, download=args.download)
+        except RuntimeError:
+            raise UserError(f"CIFAR-10 not found under {args.data_path}; add --download to fetch it") from None
+        except OSError as exc:
+            raise UserError(f"could not download CIFAR-10 ({exc.__class__.__name__}: offline?)") from None
+        preprocess = {"resize": [size, size], "mean": MEAN, "std": STD}
+    else:
+        resize = size * 256 // 224  # ImageNet eval: resize the short side, centre-crop
+        train_tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), *normalize])
+        val_tf = T.Compose([T.Resize(resize), T.CenterCrop(size), *normalize])
+        for split in ("train", "val"):
+            if not (args.data_path / split).is_dir():
+                raise UserError(f"--data imagefolder needs {args.data_path / split}/<class>/<images>")
+        try:
+            train = torchvision.datasets.ImageFolder(str(args.data_path / "train"), transform=train_tf)
+            val = torchvision.datasets.ImageFolder(str(args.data_path / "val"), transform=val_tf)
+        except FileNotFoundError as exc:
+            raise UserError(f"{args.data_path}: {exc}") from None
+        if val.classes != train.classes:
+            raise UserError(f"{args.data_path}: train and val class folders differ")
+        preprocess = {"resize": resize, "crop": size, "mean": MEAN, "std": STD}
+    return *data.make_loaders(train, val, args, rt), train.classes, preprocess
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = get_args_parser().parse_args(argv)
+    if args.width_mult <= 0:
+        raise UserError(f"--width-mult must be positive, got {args.width_mult}")
+    size = args.image_size or NATIVE_SIZE[args.data]
+    if size < 32:
+        raise UserError(f"--image-size must be at least 32 (MobileNet downsamples by 32), got {size}")
+    rt = runtime.setup(args)
+    train_loader, val_loader, classes, preprocess = load_data(args, size, rt)
+    kwargs = {"width_mult": args.width_mult}
+    model = build_model(args.model, num_classes=len(classes), **kwargs)
+    if rt.is_main:
+        cost = count_params_and_macs(model, size)
+        print(f"{args.model} α={args.width_mult}: {cost['params'] / 1e6:.2f}M parameters, "
+              f"{cost['macs'] / 1e6:.1f}M mult-adds at {size}x{size}; {len(classes)} classes ({args.data})")
+    if args.weights:
+        load_matching(model, args.weights, log=print if rt.is_main else None)
+    if args.freeze_features:
+        freeze(model, ["features."])
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=args.lr, momentum=0.9,
+                                weight_decay=4e-5)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    meta = engine.Meta(model_name=args.model, model_kwargs=kwargs, class_names=classes, preprocess=preprocess)
+    return engine.fit(model, torch.nn.CrossEntropyLoss(), optimizer, train_loader, val_loader, args=args, rt=rt,
+                      metric=metrics.Accuracy(), meta=meta, scheduler=scheduler)
+
+
+if __name__ == "__main__":
+    cli_main(main)

@@ -1,0 +1,130 @@
+"""Train GoogLeNet (notes: GoogleNet) with its two auxiliary classifiers on synthetic shapes, CIFAR-10 or an ImageFolder.
+
+    python 09_googlenet/train.py --data synthetic --epochs 5                     # paper variant (5×5), offline
+    python 09_googlenet/train.py --data synthetic --no-aux                       # without the auxiliary classifiers
+    python 09_googlenet/train.py --data imagefolder --data-path data/flower_data --image-size 224 \\
+        --torchvision-compat --weights GoogLeNet_Weights.IMAGENET1K_V1 --freeze-features
+
+Training loss = CE(main) + --aux-weight × (CE(aux1) + CE(aux2)) (0.3, as in the paper); evaluation and predict.py use the
+main logits only. ImageFolder expects `--data-path/train/<class>/*` and `--data-path/val/<class>/*`. torchvision's ImageNet
+weights fit only `--torchvision-compat` (3×3 in the third branch) and expect `transform_input` (switched on automatically
+for a GoogLeNet_Weights name). Tensors are loaded where name and shape match, so a new `num_classes` head (and new aux
+heads) keep their initialisation.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import torchvision
+from torchvision import transforms as T
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import cli, data, engine, metrics, runtime  # noqa: E402
+from common.errors import UserError, cli_main  # noqa: E402
+from common.synthetic import SyntheticShapes  # noqa: E402
+from common.tensor_loader import TensorLoader  # noqa: E402
+from common.weights import freeze, load_matching  # noqa: E402
+from model import MODELS, GoogLeNetLoss, build_model  # noqa: E402
+
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # ImageNet statistics (torchvision weights)
+SYNTHETIC_SIZE = 4000
+NATIVE_SIZE = {"synthetic": 32, "cifar10": 32, "imagefolder": 224}
+FEATURE_PREFIXES = ["conv1.", "conv2.", "conv3.", "inception"]  # everything but the classifier and aux heads
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_common_args(parser, folder="09_googlenet", data_choices=("synthetic", "cifar10", "imagefolder"),
+                        epochs=10, batch_size=64, lr=0.01)
+    parser.add_argument("--model", default="googlenet", choices=MODELS)
+    parser.add_argument("--aux", action=argparse.BooleanOptionalAction, default=True,
+                        help="train with the two auxiliary classifiers (default: on)")
+    parser.add_argument("--aux-weight", type=float, default=0.3, help="weight of each aux loss (default: %(default)s)")
+    parser.add_argument("--torchvision-compat", action="store_true",
+                        help="torchvision's variant (3×3, not 5×5, in the third branch): its weights load strictly")
+    parser.add_argument("--transform-input", action=argparse.BooleanOptionalAction, default=None,
+                        help="rescale ImageNet-normalised input as the ported weights expect (default: on exactly when "
+                             "--weights is a GoogLeNet_Weights name)")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="input size (default: 32 for synthetic/cifar10, 224 for imagefolder; at least 15)")
+    parser.add_argument("--freeze-features", action="store_true",
+                        help="train only the classifier and aux heads (the notes' 冻结训练), e.g. after --weights")
+    return parser
+
+
+def load_data(args: argparse.Namespace, size: int, rt: runtime.Runtime) -> tuple[object, object, list[str], dict]:
+    """(train loader, val loader, class names, predict.py preprocessing) for the chosen --data."""
+    if args.data == "synthetic":  # drawn at the requested size and held in memory; shapes are flip-symmetric
+        n = args.synthetic_size or SYNTHETIC_SIZE
+        train = SyntheticShapes(n, image_size=size, seed=args.seed, split="train")
+        val = SyntheticShapes(max(n // 4, 1), image_size=size, seed=args.seed, split="val")
+        shard = dict(device=rt.device, seed=args.seed, rank=rt.rank, world_size=rt.world_size, mean=MEAN, std=STD)
+        eval_batch = args.eval_batch_size or 2 * args.batch_size
+        loaders = (TensorLoader(train.data, train.targets, args.batch_size, train=True, flip=True, **shard),
+                   TensorLoader(val.data, val.targets, eval_batch, train=False, **shard))
+        return *loaders, train.classes, {"resize": [size, size], "mean": MEAN, "std": STD}
+    normalize = [T.ToTensor(), T.Normalize(MEAN, STD)]
+    if args.data == "cifar10":
+        train_tf = T.Compose([T.Resize(size), T.RandomCrop(size, padding=size // 8), T.RandomHorizontalFlip(),
+                              *normalize])
+        val_tf = T.Compose([T.Resize(size), *normalize])
+        try:
+            train = torchvision.datasets.CIFAR10(args.data_path, train=True, transform=train_tf, download=args.download)
+            val = torchvision.datasets.CIFAR10(args.data_path, train=False, transform=val_tf, download=args.download)
+        except RuntimeError:
+            raise UserError(f"CIFAR-10 not found under {args.data_path}; add --download to fetch it") from None
+        except OSError as exc:
+            raise UserError(f"could not download CIFAR-10 ({exc.__class__.__name__}: offline?)") from None
+        preprocess = {"resize": [size, size], "mean": MEAN, "std": STD}
+    else:
+        resize = size * 256 // 224  # ImageNet eval: resize the short side, centre-crop
+        train_tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), *normalize])
+        val_tf = T.Compose([T.Resize(resize), T.CenterCrop(size), *normalize])
+        for split in ("train", "val"):
+            if not (args.data_path / split).is_dir():
+                raise UserError(f"--data imagefolder needs {args.data_path / split}/<class>/<images>")
+        try:
+            train = torchvision.datasets.ImageFolder(str(args.data_path / "train"), transform=train_tf)
+            val = torchvision.datasets.ImageFolder(str(args.data_path / "val"), transform=val_tf)
+        except FileNotFoundError as exc:
+            raise UserError(f"{args.data_path}: {exc}") from None
+        if val.classes != train.classes:
+            raise UserError(f"{args.data_path}: train and val class folders differ")
+        preprocess = {"resize": resize, "crop": size, "mean": MEAN, "std": STD}
+    return *data.make_loaders(train, val, args, rt), train.classes, preprocess
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = get_args_parser().parse_args(argv)
+    size = args.image_size or NATIVE_SIZE[args.data]
+    if size < 15:
+        raise UserError(f"--image-size must be at least 15 (GoogLeNet downsamples by 32 with ceil mode), got {size}")
+    if args.aux_weight < 0:
+        raise UserError(f"--aux-weight must be >= 0, got {args.aux_weight}")
+    torchvision_name = bool(args.weights) and str(args.weights).startswith("GoogLeNet_Weights.")
+    if torchvision_name and not args.torchvision_compat:
+        raise UserError(f"--weights {args.weights} has 3×3 kernels in the third Inception branch; add "
+                        "--torchvision-compat (the paper variant uses 5×5)")
+    rt = runtime.setup(args)
+    train_loader, val_loader, classes, preprocess = load_data(args, size, rt)
+    kwargs = {"aux_logits": args.aux, "torchvision_compat": args.torchvision_compat,
+              "transform_input": torchvision_name if args.transform_input is None else args.transform_input}
+    model = build_model(args.model, num_classes=len(classes), **kwargs)
+    if rt.is_main:
+        params = sum(p.numel() for p in model.parameters())
+        print(f"{args.model} {kwargs}: {params / 1e6:.2f}M parameters; {len(classes)} classes ({args.data}, {size}px)")
+    if args.weights:
+        load_matching(model, args.weights, log=print if rt.is_main else None)
+    if args.freeze_features:
+        freeze(model, FEATURE_PREFIXES)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=args.lr, momentum=0.9,
+                                weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    meta = engine.Meta(model_name=args.model, model_kwargs=kwargs, class_names=classes, preprocess=preprocess)
+    return engine.fit(model, GoogLeNetLoss(args.aux_weight), optimizer, train_loader, val_loader, args=args, rt=rt,
+                      metric=metrics.Accuracy(), meta=meta, scheduler=scheduler)
+
+
+if __name__ == "__main__":
+    cli_main(main)
