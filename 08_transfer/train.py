@@ -1,0 +1,381 @@
+"""Transfer a trained model to a new (small) task: the notes' 迁移学习 — three methods, 冻结训练 and 断点恢复.
+
+    python 08_transfer/train.py --synthetic-task source --method scratch --output-dir runs/08_source   # a source model
+    python 08_transfer/train.py --method finetune --weights runs/08_source/best.pth --freeze-epochs 3  # 20-shot target
+    python 08_transfer/train.py --data imagefolder --download --weights ResNet18_Weights.IMAGENET1K_V1 --method freeze
+
+--method
+  scratch   every parameter from random initialisation at --lr: the baseline (takes no --weights)
+  freeze    Transfer Learning: the whole backbone (every convolutional layer) frozen, only the classifier trains
+  features  Extract Feature Vector: the frozen backbone runs once over train and val, the vectors are cached on disk
+            (reused while backbone weights and data are unchanged), then the classifier trains on the vectors alone
+  finetune  Fine-tuning: the first --freeze-stages K backbone stages frozen, the other stages train at
+            --lr × --backbone-lr-scale and the classifier at --lr; --freeze-epochs N first trains the classifier alone
+            for N epochs (冻结训练), then unfreezes. --resume continues correctly in either phase.
+Frozen stages keep their BatchNorm layers in eval mode, so their running statistics stay the source model's too.
+--weights takes a checkpoint of this repo, a raw state_dict file or a torchvision weights name, loaded by name and
+shape; the report (loaded / shape-mismatched / missing / unexpected) is printed and saved as weights_report.json in
+--output-dir.
+"""
+import argparse
+import copy
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from torchvision.transforms import v2
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import cli, data, engine, metrics, runtime  # noqa: E402
+from common.checkpoint import load_file, save_checkpoint  # noqa: E402
+from common.errors import UserError, cli_main  # noqa: E402
+from common.predict import preprocess_transform  # noqa: E402
+from common.synthetic import SyntheticShapes  # noqa: E402
+from common.tensor_loader import TensorLoader  # noqa: E402
+from common.weights import TORCHVISION_NAME, freeze, load_matching  # noqa: E402
+from model import HEAD, MODELS, STAGES, HeadOnly, build_model, feature_extractor  # noqa: E402
+
+METHODS = ("scratch", "freeze", "features", "finetune")
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # ImageNet's, what torchvision weights expect
+SOURCE_CLASSES = SyntheticShapes.SHAPES[:6]  # the synthetic source task ...
+TARGET_CLASSES = SyntheticShapes.SHAPES[6:]  # ... and the few-shot target: shapes the source never saw
+HYMENOPTERA_URL = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_common_args(parser, folder="08_transfer", data_choices=("synthetic", "imagefolder"),
+                        epochs=15, batch_size=16, lr=1e-2)
+    parser.add_argument("--model", default="resnet18", choices=MODELS)
+    parser.add_argument("--method", default="finetune", choices=METHODS)
+    parser.add_argument("--freeze-stages", type=int, default=None, metavar="K",
+                        help="finetune: backbone stages frozen throughout, input side first (default: a majority)")
+    parser.add_argument("--freeze-epochs", type=int, default=0, metavar="N",
+                        help="finetune: train the classifier alone for the first N epochs, then unfreeze (default: 0)")
+    parser.add_argument("--backbone-lr-scale", type=float, default=0.1,
+                        help="finetune: backbone lr = --lr × this (default: %(default)s)")
+    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: %(default)s)")
+    parser.add_argument("--weight-decay", type=float, default=1e-4, help="SGD weight decay (default: %(default)s)")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="input size (default: 224 for imagefolder, 32 for synthetic)")
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                        help="random crop + flip for image methods (features trains on unaugmented vectors)")
+    parser.add_argument("--synthetic-task", default="target", choices=("source", "target"),
+                        help=f"source: {', '.join(SOURCE_CLASSES)} (--synthetic-size images); "
+                             f"target: {', '.join(TARGET_CLASSES)}, --shots per class (default: %(default)s)")
+    parser.add_argument("--shots", type=int, default=20, help="target task: training images per class (default: 20)")
+    parser.add_argument("--val-per-class", type=int, default=50, help="target task: val images per class (default: 50)")
+    parser.add_argument("--feature-cache", type=Path, default=None,
+                        help="features: where cached vectors live (default: <output-dir>/feature_cache)")
+    return parser
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Method/flag combinations that cannot mean what the user wants, before anything is built or written."""
+    stages = len(STAGES[args.model])
+    if args.method == "scratch" and args.weights:
+        raise UserError("--method scratch trains from random initialisation; drop --weights or use --method finetune")
+    if args.method != "scratch" and not (args.weights or args.resume):
+        raise UserError(f"--method {args.method} transfers a trained model: give --weights (a checkpoint, state_dict "
+                        "file or torchvision weights name)")
+    if args.method != "finetune" and (args.freeze_stages is not None or args.freeze_epochs):
+        raise UserError("--freeze-stages and --freeze-epochs apply to --method finetune only")
+    if args.freeze_stages is not None and not 0 <= args.freeze_stages <= stages:
+        raise UserError(f"--freeze-stages must be in [0, {stages}] for {args.model}, got {args.freeze_stages}")
+    if args.freeze_epochs < 0:
+        raise UserError(f"--freeze-epochs must be >= 0, got {args.freeze_epochs}")
+    if not args.backbone_lr_scale > 0:
+        raise UserError(f"--backbone-lr-scale must be positive, got {args.backbone_lr_scale}")
+    sizes = {"--shots": args.shots, "--val-per-class": args.val_per_class, "--image-size": args.image_size}
+    for flag, value in sizes.items():
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    if args.image_size is not None and args.image_size < 32:
+        raise UserError(f"--image-size must be at least 32 (the backbones downsample 32×), got {args.image_size}")
+    if args.model == "tudui" and args.image_size not in (None, 32):
+        raise UserError("--model tudui takes 32×32 inputs only (its Linear1 expects 64×4×4)")
+    if args.weights and not Path(args.weights).exists() and TORCHVISION_NAME.fullmatch(args.weights):
+        expected = None if args.model == "tudui" else torchvision.models.get_model_weights(args.model).__name__
+        if args.weights.split(".")[0] != expected:
+            raise UserError(f"--weights {args.weights} does not fit --model {args.model}"
+                            + (f" (use {expected}.IMAGENET1K_V1)" if expected else " (it has no torchvision weights)"))
+
+
+# ---------------------------------------------------------------------------------------------------------------- data
+def shapes_task(classes: tuple[str, ...], per_class: int, image_size: int, seed: int, split: str) -> SyntheticShapes:
+    """SyntheticShapes restricted to `classes` (relabelled 0..k-1), `per_class` images each."""
+    full = SyntheticShapes(per_class * len(SyntheticShapes.SHAPES), image_size=image_size,
+                           num_classes=len(SyntheticShapes.SHAPES), seed=seed, split=split)
+    keep = [i for i, t in enumerate(full.targets) if full.classes[t] in classes]
+    full.targets = [classes.index(full.classes[full.targets[i]]) for i in keep]
+    full.data, full.classes = full.data[keep], list(classes)
+    return full
+
+
+def load_imagefolder(args: argparse.Namespace) -> tuple[torchvision.datasets.ImageFolder, ...]:
+    """`train/` and `val/` class folders under --data-path (or its hymenoptera_data/, where --download puts the notes'
+    ants/bees set)."""
+    root = args.data_path
+    if not (root / "train").is_dir() and (root / "hymenoptera_data" / "train").is_dir():
+        root = root / "hymenoptera_data"
+    if not ((root / "train").is_dir() and (root / "val").is_dir()):
+        if not args.download:
+            raise UserError(f"no train/ and val/ class folders under {args.data_path}; point --data-path at an "
+                            "ImageFolder set, add --download for the hymenoptera ants/bees set, "
+                            "or use --data synthetic")
+        try:
+            torchvision.datasets.utils.download_and_extract_archive(HYMENOPTERA_URL, download_root=str(args.data_path))
+        except OSError as exc:
+            raise UserError(f"could not download {HYMENOPTERA_URL} ({exc.__class__.__name__}: offline?)") from None
+        root = args.data_path / "hymenoptera_data"
+    try:
+        train, val = (torchvision.datasets.ImageFolder(root / split) for split in ("train", "val"))
+    except (FileNotFoundError, OSError) as exc:
+        raise UserError(f"{root}: {str(exc).splitlines()[0]}") from None
+    if train.classes != val.classes:
+        raise UserError(f"{root}: train/ and val/ have different class folders ({train.classes} vs {val.classes})")
+    return train, val
+
+
+def load_data(args: argparse.Namespace, image_size: int) -> tuple[object, object, list[str]]:
+    if args.data == "imagefolder":
+        train, val = load_imagefolder(args)
+        return train, val, train.classes
+    if args.synthetic_task == "source":
+        n = args.synthetic_size or 3000
+        per_class = max(n // len(SOURCE_CLASSES), 1)
+        train = shapes_task(SOURCE_CLASSES, per_class, image_size, args.seed, "train")
+        val = shapes_task(SOURCE_CLASSES, max(per_class // 4, 1), image_size, args.seed, "val")
+    else:
+        train = shapes_task(TARGET_CLASSES, args.shots, image_size, args.seed, "train")
+        val = shapes_task(TARGET_CLASSES, args.val_per_class, image_size, args.seed, "val")
+    return train, val, train.classes
+
+
+def preprocessing(args: argparse.Namespace, image_size: int) -> dict:
+    """The eval preprocessing, stored in the checkpoint so predict.py applies exactly the same."""
+    if args.data == "imagefolder":
+        return {"resize": round(image_size * 256 / 224), "crop": image_size, "mean": MEAN, "std": STD}
+    return {"resize": [image_size, image_size], "mean": MEAN, "std": STD}
+
+
+def image_loaders(train_set, val_set, args: argparse.Namespace, rt: runtime.Runtime, preprocess: dict,
+                  image_size: int) -> tuple[object, object]:
+    """Train (shuffled, sharded, augmented with --augment) and val loaders over images. Synthetic sets stay in (GPU)
+    memory; ImageFolder goes through the DataLoader with torchvision transforms."""
+    if args.data == "synthetic":
+        shard = dict(device=rt.device, seed=args.seed, rank=rt.rank, world_size=rt.world_size, mean=MEAN, std=STD)
+        train = TensorLoader(train_set.data, train_set.targets, args.batch_size, train=True, drop_last=True,
+                             crop_padding=image_size // 8 if args.augment else 0, flip=args.augment, **shard)
+        val = TensorLoader(val_set.data, val_set.targets, args.eval_batch_size or 2 * args.batch_size, train=False,
+                           **shard)
+        return train, val
+    augment = v2.Compose([v2.ToImage(), v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip(),
+                          v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+    train_set.transform = augment if args.augment else preprocess_transform(preprocess)
+    val_set.transform = preprocess_transform(preprocess)
+    return data.make_loaders(train_set, val_set, args, rt, drop_last=True)
+
+
+def ordered_loader(dataset, args: argparse.Namespace, preprocess: dict, device: torch.device) -> object:
+    """Every image once, in order, with eval preprocessing and no sharding: the input of feature extraction."""
+    batch = args.eval_batch_size or 2 * args.batch_size
+    if args.data == "synthetic":
+        return TensorLoader(dataset.data, dataset.targets, batch, train=False, device=device, mean=MEAN, std=STD)
+    dataset = copy.copy(dataset)
+    dataset.transform = preprocess_transform(preprocess)
+    return DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=args.workers)
+
+
+# ----------------------------------------------------------------------------------------------------- feature vectors
+def data_fingerprint(dataset, preprocess: dict) -> str:
+    """What the vectors depend on besides the weights: the images (synthetic: their pixels; ImageFolder: each file's
+    path, label, size and modification time) and the preprocessing."""
+    h = hashlib.sha256(json.dumps(preprocess, sort_keys=True).encode())
+    if hasattr(dataset, "samples"):
+        for path, label in dataset.samples:
+            st = os.stat(path)
+            h.update(f"{os.path.relpath(path, dataset.root)}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    else:
+        h.update(np.ascontiguousarray(dataset.data).tobytes())
+        h.update(np.asarray(dataset.targets, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def weights_fingerprint(model: nn.Module, name: str) -> str:
+    """Hash of every backbone tensor (parameters and BatchNorm statistics) with its name, shape and dtype."""
+    head = tuple(f"{h}." for h in HEAD[name])
+    h = hashlib.sha256(name.encode())
+    for key, value in model.state_dict().items():
+        if not key.startswith(head):
+            h.update(f"{key}|{tuple(value.shape)}|{value.dtype}".encode())
+            h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+@torch.inference_mode()
+def extract_features(extractor: nn.Module, loader, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the frozen backbone over `loader` once, in eval mode and full precision: (N×D float32 vectors, N labels)."""
+    extractor.to(device).eval()
+    vectors, labels = [], []
+    for images, targets in loader:
+        vectors.append(extractor(images.to(device)).float().cpu())
+        labels.append(torch.as_tensor(targets).cpu())
+    return torch.cat(vectors), torch.cat(labels)
+
+
+def cached_features(model: nn.Module, train_set, val_set, args: argparse.Namespace, rt: runtime.Runtime,
+                    preprocess: dict) -> tuple[TensorDataset, TensorDataset, dict]:
+    """Train and val vectors from the cache file named by (backbone weights, data) hashes, extracting them on a miss."""
+    key = hashlib.sha256("|".join([weights_fingerprint(model, args.model), data_fingerprint(train_set, preprocess),
+                                   data_fingerprint(val_set, preprocess)]).encode()).hexdigest()[:20]
+    cache_dir = args.feature_cache or args.output_dir / "feature_cache"
+    path = cache_dir / f"{args.model}-{key}.pt"
+    start = time.perf_counter()
+    reused = path.is_file()
+    if reused:
+        cache = load_file(path)
+    else:
+        extractor = feature_extractor(model, args.model)
+        cache = {}
+        for split, dataset in (("train", train_set), ("val", val_set)):
+            cache[split], cache[f"{split}_labels"] = extract_features(
+                extractor, ordered_loader(dataset, args, preprocess, rt.device), rt.device)
+        if rt.is_main:
+            try:
+                cache_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(f"--feature-cache {cache_dir} is not writable ({exc.strerror or exc})") from None
+            save_checkpoint(cache, path)
+    seconds = time.perf_counter() - start
+    if rt.is_main:
+        what = "reused" if reused else f"extracted in {seconds:.1f}s into"
+        print(f"feature cache: {what} {path} ({len(cache['train'])} train + {len(cache['val'])} val vectors of "
+              f"{cache['train'].shape[1]})")
+    info = {"path": str(path), "reused": reused, "seconds": seconds}
+    train_vectors = TensorDataset(cache["train"], cache["train_labels"])
+    return train_vectors, TensorDataset(cache["val"], cache["val_labels"]), info
+
+
+# ------------------------------------------------------------------------------------------------------ freeze phases
+def frozen_stages(args: argparse.Namespace, epoch: int) -> int:
+    """How many backbone stages (input side first) are frozen during `epoch` (0-based)."""
+    stages = len(STAGES[args.model])
+    if args.method == "scratch":
+        return 0
+    if args.method in ("freeze", "features") or epoch < args.freeze_epochs:
+        return stages
+    return stages // 2 + 1 if args.freeze_stages is None else args.freeze_stages
+
+
+def _stay_in_eval(self: nn.Module, mode: bool = True) -> nn.Module:
+    """`train()` of a frozen BatchNorm layer: it stays in eval mode, so its running statistics are not updated."""
+    return nn.Module.train(self, False)
+
+
+def set_frozen(model: nn.Module, name: str, k: int) -> int:
+    """Freeze the first `k` backbone stages (requires_grad=False, BatchNorm in eval mode), unfreeze everything else.
+    Returns the number of trainable parameters."""
+    prefixes = tuple(p for stage in STAGES[name][:k] for p in stage)
+    for param in model.parameters():
+        param.requires_grad_(True)
+    if prefixes:
+        freeze(model, prefixes)
+    for module_name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            if prefixes and f"{module_name}.".startswith(prefixes):
+                module.train = _stay_in_eval.__get__(module)
+            else:
+                module.__dict__.pop("train", None)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def make_optimizer(model: nn.Module, name: str, args: argparse.Namespace) -> torch.optim.SGD:
+    """SGD with two groups built once over all parameters: head at --lr, backbone at --lr × --backbone-lr-scale for
+    finetune (else --lr). Frozen parameters get no gradient, and SGD skips those (no momentum, no weight decay), so
+    the same optimizer (and its --resume state) serves every freeze phase."""
+    head = tuple(f"{h}." for h in HEAD[name])
+    params = list(model.named_parameters())
+    scale = args.backbone_lr_scale if args.method == "finetune" else 1.0
+    groups = [{"params": [p for n, p in params if n.startswith(head)], "lr": args.lr},  # first: the logged lr
+              {"params": [p for n, p in params if not n.startswith(head)], "lr": args.lr * scale}]
+    return torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+
+
+# ----------------------------------------------------------------------------------------------------------------- main
+def initialise(model: nn.Module, args: argparse.Namespace, rt: runtime.Runtime) -> None:
+    """--weights: shape-matched loading, report printed and saved as JSON next to the checkpoints. --resume: the
+    checkpoint's weights now already, because the features method extracts vectors before the loop restores it."""
+    if args.weights:
+        report = load_matching(model, args.weights, log=print if rt.is_main else None)
+        if rt.is_main:
+            text = json.dumps({"source": str(args.weights), "model": args.model, **report.as_dict()}, indent=1)
+            (args.output_dir / "weights_report.json").write_text(text + "\n")
+    if rt.resume is not None:
+        method = rt.resume.get("extra", {}).get("method")
+        if method != args.method or rt.resume.get("model_name") != args.model:
+            raise UserError(f"--resume {args.resume} is a --model {rt.resume.get('model_name')} --method {method} run, "
+                            f"not --model {args.model} --method {args.method}")
+        try:
+            model.load_state_dict(rt.resume["model"])
+        except RuntimeError as exc:
+            raise UserError(f"--resume {args.resume} does not fit this model "
+                            f"({str(exc).splitlines()[0][:160]})") from None
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = get_args_parser().parse_args(argv)
+    check_args(args)
+    rt = runtime.setup(args)
+    image_size = args.image_size or (224 if args.data == "imagefolder" else 32)
+    preprocess = preprocessing(args, image_size)
+    train_set, val_set, classes = load_data(args, image_size)
+    if len(train_set) // rt.world_size < args.batch_size:
+        raise UserError(f"--batch-size {args.batch_size} is larger than the training set per process "
+                        f"({len(train_set)} images, {rt.world_size} process(es))")
+    if rt.is_main:
+        print(f"train set: {len(train_set)} images, val set: {len(val_set)} images, {len(classes)} classes "
+              f"({args.data}, {rt.device}), --method {args.method}")
+    model = build_model(args.model, num_classes=len(classes))
+    initialise(model, args, rt)
+    optimizer = make_optimizer(model, args.model, args)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    phase = {}
+
+    def on_epoch_start(epoch: int, net: nn.Module, opt: torch.optim.Optimizer) -> None:
+        k = frozen_stages(args, epoch)
+        if phase.get("k") != k:
+            phase.update(k=k, trainable=set_frozen(model, args.model, k))
+            if rt.is_main:
+                print(f"epoch {epoch + 1}: {k}/{len(STAGES[args.model])} backbone stages frozen, "
+                      f"{phase['trainable']:,} trainable parameters", flush=True)
+
+    summary = {}
+    if args.method == "features":
+        set_frozen(model, args.model, len(STAGES[args.model]))
+        train_vectors, val_vectors, summary["feature_cache"] = cached_features(model, train_set, val_set, args, rt,
+                                                                               preprocess)
+        train_loader, val_loader = data.make_loaders(train_vectors, val_vectors, args, rt, drop_last=True)
+        net = HeadOnly(model, args.model)
+    else:
+        train_loader, val_loader = image_loaders(train_set, val_set, args, rt, preprocess, image_size)
+        net = model
+    meta = engine.Meta(model_name=args.model, class_names=list(classes), preprocess=preprocess,
+                       extra={"method": args.method, "freeze_epochs": args.freeze_epochs,
+                              "freeze_stages": frozen_stages(args, args.epochs - 1), "weights": args.weights})
+    summary.update(engine.fit(net, nn.CrossEntropyLoss(), optimizer, train_loader, val_loader, args=args, rt=rt,
+                              metric=metrics.Accuracy(), meta=meta, scheduler=scheduler, on_epoch_start=on_epoch_start))
+    summary["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return summary
+
+
+if __name__ == "__main__":
+    cli_main(main)

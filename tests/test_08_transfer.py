@@ -1,0 +1,309 @@
+"""08_transfer: the backbone/head split, every method's step, frozen parameters, the feature cache, 冻结训练 phases with
+resume across the switch, the weights sources and their report, ImageFolder data, predict.py and bad input."""
+import json
+import re
+import shutil
+import subprocess
+import sys
+import urllib.error
+from contextlib import nullcontext
+
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from common.errors import UserError
+from common.synthetic import write_imagefolder
+from common.weights import load_matching
+from util import ROOT, load
+
+FAST = ["--shots", "4", "--val-per-class", "4", "-b", "8", "--eval-batch-size", "16", "--print-freq", "2",
+        "--epochs", "1", "--limit-batches", "1"]
+
+
+@pytest.fixture(scope="module")
+def mod():
+    return load("08_transfer", "model")
+
+
+@pytest.fixture(scope="module")
+def train():
+    return load("08_transfer", "train")
+
+
+@pytest.fixture(scope="module")
+def source(train, tmp_path_factory):
+    """A resnet18 source checkpoint: two steps of scratch training on the six source shapes."""
+    out = tmp_path_factory.mktemp("source")
+    train.main(["--synthetic-task", "source", "--method", "scratch", "--synthetic-size", "48", "-b", "16",
+                "--epochs", "1", "--limit-batches", "2", "--output-dir", str(out)])
+    return out / "last.pth"
+
+
+def prefixes(mod, name, k):
+    return tuple(p for stage in mod.STAGES[name][:k] for p in stage)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "vgg16", "tudui"])
+def test_backbone_head_split(mod, name):
+    torch.manual_seed(0)
+    model = mod.build_model(name, num_classes=3).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        vectors = mod.feature_extractor(model, name)(x)
+        assert vectors.dim() == 2
+        torch.testing.assert_close(mod.HeadOnly(model, name)(vectors), model(x))
+    assert list(mod.HeadOnly(model, name).state_dict()) == list(model.state_dict())  # checkpoint = whole model
+    groups = [*mod.STAGES[name], tuple(f"{h}." for h in mod.HEAD[name])]
+    owners = [[i for i, g in enumerate(groups) if n.startswith(g)] for n, _ in model.named_parameters()]
+    assert all(len(o) == 1 for o in owners), "every parameter in exactly one stage or the head"
+    order = [o[0] for o in owners]
+    assert order == sorted(order) and set(order) == set(range(len(groups))), "stages input side first, none empty"
+
+
+def test_frozen_parameters_get_no_gradient_and_do_not_change(mod, train):
+    torch.manual_seed(0)
+    model = mod.build_model("resnet18", num_classes=4)
+    args = train.get_args_parser().parse_args(["--method", "finetune", "--lr", "0.1"])
+    optimizer = train.make_optimizer(model, "resnet18", args)
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.1, 0.01])  # head, backbone × 0.1
+    train.set_frozen(model, "resnet18", 2)
+    frozen = prefixes(mod, "resnet18", 2)
+    for name, param in model.named_parameters():
+        assert param.requires_grad == (not name.startswith(frozen)), name
+    model.train()
+    assert not model.layer1[0].bn1.training and model.layer2[0].bn1.training  # frozen BN keeps eval mode
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for _ in range(2):  # the second step has momentum
+        loss = F.cross_entropy(model(torch.randn(8, 3, 32, 32)), torch.randint(0, 4, (8,)))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    after = model.state_dict()
+    for key, value in before.items():
+        if key.startswith(frozen):  # weights and BatchNorm statistics
+            assert torch.equal(value, after[key]), key
+    for key in ("layer2.0.conv1.weight", "layer2.0.bn1.running_mean", "layer4.1.conv2.weight", "fc.weight"):
+        assert not torch.equal(before[key], after[key]), key
+    train.set_frozen(model, "resnet18", 0)
+    model.train()
+    assert model.layer1[0].bn1.training and all(p.requires_grad for p in model.parameters())
+
+
+@pytest.mark.parametrize("method, k", [("scratch", 0), ("freeze", 5), ("features", 5), ("finetune", 3)])
+def test_each_method_trains_a_step(mod, train, source, tmp_path, method, k):
+    weights = [] if method == "scratch" else ["--weights", str(source)]
+    summary = train.main([*FAST, "--method", method, *weights, "--output-dir", str(tmp_path),
+                          "--feature-cache", str(tmp_path / "cache")])
+    ckpt = torch.load(tmp_path / "last.pth", weights_only=True)
+    assert ckpt["extra"]["method"] == method and ckpt["class_names"] == ["vstripes", "checker", "x", "frame"]
+    model = mod.build_model("resnet18", num_classes=4)
+    frozen = prefixes(mod, "resnet18", k)
+    expected = sum(p.numel() for n, p in model.named_parameters() if not n.startswith(frozen))
+    assert summary["trainable_params"] == expected
+    if method == "scratch":
+        return
+    src = torch.load(source, weights_only=True)["model"]
+    for key, value in ckpt["model"].items():
+        if key.startswith(frozen):
+            assert torch.equal(value, src[key]), key
+    for stage in mod.STAGES["resnet18"][k:]:
+        assert any(not torch.equal(v, src[key]) for key, v in ckpt["model"].items() if key.startswith(stage)), stage
+    report = json.loads((tmp_path / "weights_report.json").read_text())
+    assert report["mismatched"] == {"fc.weight": [[6, 512], [4, 512]], "fc.bias": [[6], [4]]}
+    assert len(report["loaded"]) == len(src) - 2 and report["missing"] == report["unexpected"] == []
+
+
+def test_feature_cache_is_reused_and_invalidated(mod, train, source, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+
+    def run(out, weights=source, *extra):
+        return train.main([*FAST, "--method", "features", "--weights", str(weights), "--feature-cache", str(cache),
+                           "--output-dir", str(tmp_path / out), *extra])["feature_cache"]
+
+    first = run("a")
+    assert not first["reused"]
+    vectors = torch.load(first["path"], weights_only=True)
+    model = mod.build_model("resnet18", num_classes=4)
+    load_matching(model, source, log=None)
+    images = train.shapes_task(train.TARGET_CLASSES, 4, 32, 0, "train")
+    x = torch.from_numpy(images.data).permute(0, 3, 1, 2).float() / 255
+    x = (x - torch.tensor(train.MEAN).view(1, 3, 1, 1)) / torch.tensor(train.STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = mod.feature_extractor(model, "resnet18").eval()(x)
+    torch.testing.assert_close(vectors["train"], expected, rtol=1e-4, atol=1e-5)
+    assert vectors["train_labels"].tolist() == images.targets
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("the backbone ran although the cache was valid")
+
+    with monkeypatch.context() as m:
+        m.setattr(train, "extract_features", no_extraction)
+        again = run("b")
+    assert again["reused"] and again["path"] == first["path"]
+
+    altered = torch.load(source, weights_only=True)
+    altered["model"]["layer4.1.bn2.running_var"] += 0.5  # a statistic, not a parameter: still the backbone
+    torch.save(altered, tmp_path / "altered.pth")
+    other_weights = run("c", tmp_path / "altered.pth")
+    other_data = run("d", source, "--seed", "1")
+    assert not other_weights["reused"] and not other_data["reused"]
+    assert len({first["path"], other_weights["path"], other_data["path"]}) == 3
+    assert len(list(cache.glob("*.pt"))) == 3
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_freeze_epochs_switch_phase_and_resume_across_it(mod, train, source, tmp_path, capsys, monkeypatch):
+    from common import engine
+
+    args = [*FAST, "--method", "finetune", "--weights", str(source), "--freeze-epochs", "2", "--freeze-stages", "2",
+            "--epochs", "3"]
+    full = tmp_path / "full"
+    train.main([*args, "--output-dir", str(full)])
+    log = capsys.readouterr().out
+    assert "epoch 1: 5/5 backbone stages frozen" in log and "epoch 3: 2/5 backbone stages frozen" in log
+    assert "epoch 2: " not in log.replace("epoch 2/3", "")  # no phase change at epoch 2
+
+    src = torch.load(source, weights_only=True)["model"]
+    part = tmp_path / "part"
+    real_epoch = engine.train_one_epoch
+    for stop in (1, 2, None):  # killed at the start of epoch 2, of epoch 3 (resumed in phase 1), then run to the end
+        def killed(*a, **kw):
+            if kw["epoch"] == stop:
+                raise Interrupted
+            return real_epoch(*a, **kw)
+
+        resume = ["--resume", str(part / "last.pth")] if stop != 1 else []
+        with monkeypatch.context() as m:
+            m.setattr(engine, "train_one_epoch", killed)
+            with pytest.raises(Interrupted) if stop else nullcontext():
+                train.main([*args, "--output-dir", str(part), *resume])
+        ckpt = torch.load(part / "last.pth", weights_only=True)
+        assert ckpt["epoch"] == (stop - 1 if stop else 2)
+        changed = {k for k, v in ckpt["model"].items() if not k.startswith("fc.") and not torch.equal(v, src[k])}
+        if stop:
+            assert not changed, "the backbone trained during the frozen phase"
+        else:
+            assert changed and all(not key.startswith(prefixes(mod, "resnet18", 2)) for key in changed)
+            assert any(key.startswith("layer2.") for key in changed)
+    assert "epoch 3: 2/5 backbone stages frozen" in capsys.readouterr().out
+    reference = torch.load(full / "last.pth", weights_only=True)
+    for key, value in reference["model"].items():
+        assert torch.equal(value, ckpt["model"][key]), key
+    assert ckpt["optimizer"]["state"].keys() == reference["optimizer"]["state"].keys()
+
+
+def test_weights_from_other_folders_and_raw_state_dicts(mod, train, tmp_path):
+    # 03_cifar_train's checkpoint → tudui (same layer names): all but the last classifier layer
+    load("03_cifar_train", "train").main(["--data", "synthetic", "--synthetic-size", "32", "-b", "16", "--epochs", "1",
+                                          "--limit-batches", "1", "--output-dir", str(tmp_path / "c03")])
+    train.main([*FAST, "--model", "tudui", "--method", "freeze", "--weights", str(tmp_path / "c03" / "last.pth"),
+                "--output-dir", str(tmp_path / "t")])
+    report = json.loads((tmp_path / "t" / "weights_report.json").read_text())
+    layers = ("conv1", "conv2", "conv3", "Linear1")
+    assert set(report["loaded"]) == {f"{n}.{p}" for n in layers for p in ("weight", "bias")}
+    assert report["mismatched"] == {"Linear2.weight": [[10, 64], [4, 64]], "Linear2.bias": [[10], [4]]}
+
+    # a 05_mobilenet checkpoint and a raw torchvision state_dict → the same names, only the classifier skipped
+    mobilenet = load("05_mobilenet").build_model("mobilenet_v2", num_classes=10)
+    torch.save({"model": mobilenet.state_dict(), "model_name": "mobilenet_v2"}, tmp_path / "c05.pth")
+    target = mod.build_model("mobilenet_v2", num_classes=4)
+    report = load_matching(target, tmp_path / "c05.pth", log=None)
+    assert set(report.mismatched) == {"classifier.1.weight", "classifier.1.bias"} and not report.missing
+    torch.testing.assert_close(target.features[3].conv[1][0].weight, mobilenet.features[3].conv[1][0].weight)
+    torch.save(mod.build_model("resnet18", num_classes=1000).state_dict(), tmp_path / "raw.pth")
+    report = load_matching(mod.build_model("resnet18", num_classes=4), tmp_path / "raw.pth", log=None)
+    assert set(report.mismatched) == {"fc.weight", "fc.bias"} and len(report.loaded) == 120
+
+
+def test_torchvision_weights_name_offline_is_one_line_error(train, tmp_path, monkeypatch):
+    import torchvision.models._api as api
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(api, "load_state_dict_from_url", offline)
+    with pytest.raises(UserError, match=r"could not download ResNet18_Weights.IMAGENET1K_V1 .*offline") as err:
+        train.main([*FAST, "--method", "freeze", "--weights", "ResNet18_Weights.IMAGENET1K_V1",
+                    "--output-dir", str(tmp_path)])
+    assert "\n" not in str(err.value) and not (tmp_path / "last.pth").exists()
+
+
+def test_imagefolder_features_cache_and_predict(mod, train, source, tmp_path, capsys):
+    for split, per_class in (("train", 4), ("val", 2)):
+        write_imagefolder(train.shapes_task(("disk", "ring"), per_class, 32, 0, split), tmp_path / "data" / split)
+    args = ["--data", "imagefolder", "--data-path", str(tmp_path / "data"), "--image-size", "32",
+            "--method", "features", "--weights", str(source), *FAST, "--feature-cache", str(tmp_path / "cache")]
+    first = train.main([*args, "--output-dir", str(tmp_path / "a")])
+    assert train.main([*args, "--output-dir", str(tmp_path / "b")])["feature_cache"]["reused"]
+    shutil.copy(tmp_path / "data" / "val" / "disk" / "00000.png", tmp_path / "data" / "val" / "disk" / "00002.png")
+    changed = train.main([*args, "--output-dir", str(tmp_path / "c")])["feature_cache"]
+    assert not changed["reused"] and changed["path"] != first["feature_cache"]["path"]
+
+    ckpt_path = tmp_path / "a" / "last.pth"
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    assert ckpt["class_names"] == ["disk", "ring"] and ckpt["preprocess"]["crop"] == 32
+    images = sorted((tmp_path / "data" / "val").rglob("*.png"))
+    assert load("08_transfer", "predict").main([str(ckpt_path), *map(str, images)]) == 0
+    predicted = [line.rsplit(": ", 1)[1].split(" (")[0] for line in capsys.readouterr().out.splitlines()
+                 if line.startswith(str(tmp_path / "data"))]
+    assert len(predicted) == len(images)
+    model = mod.build_model("resnet18", num_classes=2)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    from common.predict import preprocess_transform
+
+    transform = preprocess_transform(ckpt["preprocess"])
+    with torch.no_grad():
+        x = torch.stack([transform(Image.open(p).convert("RGB")) for p in images])
+        expected = [ckpt["class_names"][i] for i in model(x).argmax(1).tolist()]
+    assert predicted == expected
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "freeze"], "give --weights"),
+    (["--method", "scratch", "--weights", "x.pth"], "drop --weights"),
+    (["--method", "freeze", "--weights", "{src}", "--freeze-epochs", "1"], "finetune only"),
+    (["--method", "finetune", "--weights", "{src}", "--freeze-stages", "6"], r"must be in \[0, 5\]"),
+    (["--model", "tudui", "--image-size", "64", "--method", "scratch"], "32×32 inputs only"),
+    (["--method", "freeze", "--weights", "VGG16_Weights.IMAGENET1K_V1"], "does not fit --model resnet18"),
+    (["--method", "finetune", "--resume", "{src}"], "is a --model resnet18 --method scratch run"),
+    (["--method", "scratch", "-b", "64"], "larger than the training set"),
+    (["--method", "scratch", "--data", "imagefolder", "--data-path", "{tmp}"], "no train/ and val/ class folders"),
+])
+def test_bad_arguments(train, source, tmp_path, args, message):
+    args = [a.format(src=source, tmp=tmp_path) for a in args]
+    with pytest.raises(UserError, match=message):
+        train.main([*FAST, *args, "--output-dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out" / "last.pth").exists()
+
+
+def test_cli_bad_input_exits_2_with_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "08_transfer/train.py", "--method", "features", "--output-dir",
+                             str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: --method features transfers a trained model")
+    assert not any(tmp_path.iterdir())
+
+
+def test_compare_records_the_table_in_the_readme(tmp_path, monkeypatch):
+    compare = load("08_transfer", "compare")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{compare.BEGIN}\nold table\n{compare.END}\nrest\n")
+    monkeypatch.setattr(compare, "README", readme)
+    table = compare.main(["--model", "tudui", "--source-size", "24", "--source-epochs", "1", "--epochs", "2",
+                          "--shots", "2", "--val-per-class", "2", "-b", "4", "--seeds", "0", "1",
+                          "--output-dir", str(tmp_path / "out"), "--update-readme"])
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("rest\n") and "old table" not in text and table in text
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [r[0].lstrip("| ").split(" ")[0] for r in rows] == ["scratch", "freeze", "features", "finetune", "finetune"]
+    for row in rows:
+        accuracies = [float(a) for a in re.findall(r"\d\.\d+", row[2])]
+        assert len(accuracies) == 3 and all(0 <= a <= 1 for a in accuracies)
+        assert accuracies[0] == pytest.approx(sum(accuracies[1:]) / 2, abs=1e-3)  # the mean of the two seeds
+    assert "extraction" in rows[2][5] and "source val accuracy" in table
