@@ -20,10 +20,10 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler
 from torchvision import transforms
-from torchvision.datasets.utils import download_and_extract_archive
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import cli, engine, metrics, runtime  # noqa: E402
+from common.classification import fetch_hymenoptera  # noqa: E402
 from common.distributed import ShardSampler  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.synthetic import SyntheticShapes  # noqa: E402
@@ -32,7 +32,6 @@ from dataset import IMAGE_SUFFIX, LABEL_SUFFIX, LabelFileData, MyData, label_fro
 from make_labels import make_labels  # noqa: E402
 from model import MODELS, build_model  # noqa: E402
 
-HYMENOPTERA_URL = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"
 SYNTHETIC_CLASSES = ("ants", "bees")  # SyntheticShapes' first two classes: disk, square
 SYNTHETIC_SIZE = 400
 MEAN = STD = [0.5, 0.5, 0.5]
@@ -73,21 +72,6 @@ def write_synthetic(root: Path, size: int, image_size: int, seed: int) -> None:
             Image.fromarray(pixels).save(root / split / f"{SYNTHETIC_CLASSES[target]}{IMAGE_SUFFIX}" / f"{i:05d}.png")
         make_labels(root / split, log=None)
     marker.touch()
-
-
-def fetch_hymenoptera(data_path: Path, download: bool) -> Path:
-    root = data_path / "hymenoptera_data"
-    if (root / "train").is_dir():
-        return root
-    if not download:
-        raise UserError(f"no hymenoptera data at {root}; add --download to fetch the PyTorch tutorial's ants/bees archive "
-                        "(or use --data synthetic to run offline)")
-    try:
-        download_and_extract_archive(HYMENOPTERA_URL, download_root=str(data_path))
-    except (OSError, RuntimeError) as exc:
-        raise UserError(f"could not download {HYMENOPTERA_URL} into {data_path} ({exc.__class__.__name__}: offline?); "
-                        "use --data synthetic to run offline") from None
-    return root
 
 
 def data_root(args: argparse.Namespace, rt: runtime.Runtime) -> tuple[Path, str]:

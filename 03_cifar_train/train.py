@@ -19,7 +19,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import cli, data, engine, metrics, runtime  # noqa: E402
 from common.checkpoint import save_checkpoint  # noqa: E402
-from common.errors import UserError, cli_main  # noqa: E402
+from common.classification import load_cifar10  # noqa: E402
+from common.errors import cli_main  # noqa: E402
 from common.synthetic import SyntheticShapes  # noqa: E402
 from common.tensor_loader import TensorLoader  # noqa: E402
 from common.weights import load_matching  # noqa: E402
@@ -46,23 +47,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_cifar10(args: argparse.Namespace) -> tuple[object, object]:
-    """torchvision's CIFAR10; missing data without --download is a one-line error, not a silent switch to synthetic."""
-    try:
-        train = torchvision.datasets.CIFAR10(root=args.data_path, train=True, download=args.download)
-        test = torchvision.datasets.CIFAR10(root=args.data_path, train=False, download=args.download)
-    except RuntimeError:
-        raise UserError(f"CIFAR-10 not found under {args.data_path}; add --download to fetch it "
-                        "(or use --data synthetic to run offline)") from None
-    except OSError as exc:
-        raise UserError(f"could not download CIFAR-10 into {args.data_path} ({exc.__class__.__name__}: offline?); "
-                        "use --data synthetic to run offline") from None
-    return train, test
-
-
 def load_data(args: argparse.Namespace) -> tuple[object, object, list[str]]:
     if args.data == "cifar10":
-        train, test = load_cifar10(args)
+        train, test = load_cifar10(args.data_path, args.download)
         return train, test, CIFAR10_CLASSES
     n = args.synthetic_size or SYNTHETIC_SIZE
     train = SyntheticShapes(n, seed=args.seed, split="train")

@@ -36,6 +36,8 @@ from torchvision.transforms import v2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import cli, data, engine, metrics, runtime  # noqa: E402
 from common.checkpoint import load_file, save_checkpoint  # noqa: E402
+from common.classification import (IMAGENET_MEAN, IMAGENET_STD, fetch_hymenoptera,  # noqa: E402
+                                   imagenet_preprocess, load_imagefolder)
 from common.errors import UserError, cli_main  # noqa: E402
 from common.predict import preprocess_transform  # noqa: E402
 from common.synthetic import SyntheticShapes  # noqa: E402
@@ -44,10 +46,9 @@ from common.weights import TORCHVISION_NAME, freeze, load_matching  # noqa: E402
 from model import HEAD, MODELS, STAGES, HeadOnly, build_model, feature_extractor  # noqa: E402
 
 METHODS = ("scratch", "freeze", "features", "finetune")
-MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # ImageNet's, what torchvision weights expect
+MEAN, STD = IMAGENET_MEAN, IMAGENET_STD
 SOURCE_CLASSES = SyntheticShapes.SHAPES[:6]  # the synthetic source task ...
 TARGET_CLASSES = SyntheticShapes.SHAPES[6:]  # ... and the few-shot target: shapes the source never saw
-HYMENOPTERA_URL = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -120,34 +121,20 @@ def shapes_task(classes: tuple[str, ...], per_class: int, image_size: int, seed:
     return full
 
 
-def load_imagefolder(args: argparse.Namespace) -> tuple[torchvision.datasets.ImageFolder, ...]:
-    """`train/` and `val/` class folders under --data-path (or its hymenoptera_data/, where --download puts the notes'
-    ants/bees set)."""
-    root = args.data_path
-    if not (root / "train").is_dir() and (root / "hymenoptera_data" / "train").is_dir():
-        root = root / "hymenoptera_data"
-    if not ((root / "train").is_dir() and (root / "val").is_dir()):
-        if not args.download:
-            raise UserError(f"no train/ and val/ class folders under {args.data_path}; point --data-path at an "
-                            "ImageFolder set, add --download for the hymenoptera ants/bees set, "
-                            "or use --data synthetic")
-        try:
-            torchvision.datasets.utils.download_and_extract_archive(HYMENOPTERA_URL, download_root=str(args.data_path))
-        except OSError as exc:
-            raise UserError(f"could not download {HYMENOPTERA_URL} ({exc.__class__.__name__}: offline?)") from None
-        root = args.data_path / "hymenoptera_data"
-    try:
-        train, val = (torchvision.datasets.ImageFolder(root / split) for split in ("train", "val"))
-    except (FileNotFoundError, OSError) as exc:
-        raise UserError(f"{root}: {str(exc).splitlines()[0]}") from None
-    if train.classes != val.classes:
-        raise UserError(f"{root}: train/ and val/ have different class folders ({train.classes} vs {val.classes})")
-    return train, val
+def imagefolder_sets(args: argparse.Namespace) -> tuple[torchvision.datasets.ImageFolder, ...]:
+    """`train/` and `val/` class folders under --data-path, else the notes' hymenoptera ants/bees set there
+    (`hymenoptera_data/`, fetched by --download)."""
+    if (args.data_path / "train").is_dir():
+        return load_imagefolder(args.data_path)
+    if not args.download and not (args.data_path / "hymenoptera_data" / "train").is_dir():
+        raise UserError(f"no train/ and val/ class folders under {args.data_path}; point --data-path at an "
+                        "ImageFolder set, add --download for the hymenoptera ants/bees set, or use --data synthetic")
+    return load_imagefolder(fetch_hymenoptera(args.data_path, args.download))
 
 
 def load_data(args: argparse.Namespace, image_size: int) -> tuple[object, object, list[str]]:
     if args.data == "imagefolder":
-        train, val = load_imagefolder(args)
+        train, val = imagefolder_sets(args)
         return train, val, train.classes
     if args.synthetic_task == "source":
         n = args.synthetic_size or 3000
@@ -163,7 +150,7 @@ def load_data(args: argparse.Namespace, image_size: int) -> tuple[object, object
 def preprocessing(args: argparse.Namespace, image_size: int) -> dict:
     """The eval preprocessing, stored in the checkpoint so predict.py applies exactly the same."""
     if args.data == "imagefolder":
-        return {"resize": round(image_size * 256 / 224), "crop": image_size, "mean": MEAN, "std": STD}
+        return imagenet_preprocess(image_size, MEAN, STD)
     return {"resize": [image_size, image_size], "mean": MEAN, "std": STD}
 
 

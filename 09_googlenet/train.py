@@ -16,18 +16,14 @@ import sys
 from pathlib import Path
 
 import torch
-import torchvision
-from torchvision import transforms as T
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import cli, data, engine, metrics, runtime  # noqa: E402
+from common import cli, engine, metrics, runtime  # noqa: E402
+from common.classification import classification_loaders  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
-from common.synthetic import SyntheticShapes  # noqa: E402
-from common.tensor_loader import TensorLoader  # noqa: E402
 from common.weights import freeze, load_matching  # noqa: E402
 from model import MODELS, GoogLeNetLoss, build_model  # noqa: E402
 
-MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # ImageNet statistics (torchvision weights)
 SYNTHETIC_SIZE = 4000
 NATIVE_SIZE = {"synthetic": 32, "cifar10": 32, "imagefolder": 224}
 FEATURE_PREFIXES = ["conv1.", "conv2.", "conv3.", "inception"]  # everything but the classifier and aux heads
@@ -53,48 +49,6 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_data(args: argparse.Namespace, size: int, rt: runtime.Runtime) -> tuple[object, object, list[str], dict]:
-    """(train loader, val loader, class names, predict.py preprocessing) for the chosen --data."""
-    if args.data == "synthetic":  # drawn at the requested size and held in memory; shapes are flip-symmetric
-        n = args.synthetic_size or SYNTHETIC_SIZE
-        train = SyntheticShapes(n, image_size=size, seed=args.seed, split="train")
-        val = SyntheticShapes(max(n // 4, 1), image_size=size, seed=args.seed, split="val")
-        shard = dict(device=rt.device, seed=args.seed, rank=rt.rank, world_size=rt.world_size, mean=MEAN, std=STD)
-        eval_batch = args.eval_batch_size or 2 * args.batch_size
-        loaders = (TensorLoader(train.data, train.targets, args.batch_size, train=True, flip=True, **shard),
-                   TensorLoader(val.data, val.targets, eval_batch, train=False, **shard))
-        return *loaders, train.classes, {"resize": [size, size], "mean": MEAN, "std": STD}
-    normalize = [T.ToTensor(), T.Normalize(MEAN, STD)]
-    if args.data == "cifar10":
-        train_tf = T.Compose([T.Resize(size), T.RandomCrop(size, padding=size // 8), T.RandomHorizontalFlip(),
-                              *normalize])
-        val_tf = T.Compose([T.Resize(size), *normalize])
-        try:
-            train = torchvision.datasets.CIFAR10(args.data_path, train=True, transform=train_tf, download=args.download)
-            val = torchvision.datasets.CIFAR10(args.data_path, train=False, transform=val_tf, download=args.download)
-        except RuntimeError:
-            raise UserError(f"CIFAR-10 not found under {args.data_path}; add --download to fetch it") from None
-        except OSError as exc:
-            raise UserError(f"could not download CIFAR-10 ({exc.__class__.__name__}: offline?)") from None
-        preprocess = {"resize": [size, size], "mean": MEAN, "std": STD}
-    else:
-        resize = size * 256 // 224  # ImageNet eval: resize the short side, centre-crop
-        train_tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), *normalize])
-        val_tf = T.Compose([T.Resize(resize), T.CenterCrop(size), *normalize])
-        for split in ("train", "val"):
-            if not (args.data_path / split).is_dir():
-                raise UserError(f"--data imagefolder needs {args.data_path / split}/<class>/<images>")
-        try:
-            train = torchvision.datasets.ImageFolder(str(args.data_path / "train"), transform=train_tf)
-            val = torchvision.datasets.ImageFolder(str(args.data_path / "val"), transform=val_tf)
-        except FileNotFoundError as exc:
-            raise UserError(f"{args.data_path}: {exc}") from None
-        if val.classes != train.classes:
-            raise UserError(f"{args.data_path}: train and val class folders differ")
-        preprocess = {"resize": resize, "crop": size, "mean": MEAN, "std": STD}
-    return *data.make_loaders(train, val, args, rt), train.classes, preprocess
-
-
 def main(argv: list[str] | None = None) -> dict:
     args = get_args_parser().parse_args(argv)
     size = args.image_size or NATIVE_SIZE[args.data]
@@ -107,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise UserError(f"--weights {args.weights} has 3×3 kernels in the third Inception branch; add "
                         "--torchvision-compat (the paper variant uses 5×5)")
     rt = runtime.setup(args)
-    train_loader, val_loader, classes, preprocess = load_data(args, size, rt)
+    train_loader, val_loader, classes, preprocess = classification_loaders(args, rt, size, synthetic_size=SYNTHETIC_SIZE)
     kwargs = {"aux_logits": args.aux, "torchvision_compat": args.torchvision_compat,
               "transform_input": torchvision_name if args.transform_input is None else args.transform_input}
     model = build_model(args.model, num_classes=len(classes), **kwargs)

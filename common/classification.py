@@ -1,0 +1,108 @@
+"""Classification data: CIFAR-10, any ImageFolder set (the hymenoptera ants/bees archive included) and the built-in
+synthetic shapes, as train/val loaders. A missing or unreadable set is a one-line `UserError`, never a silent switch.
+"""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torchvision
+from torchvision import transforms as T
+
+from . import data
+from .errors import UserError
+from .runtime import Runtime
+from .synthetic import SyntheticShapes
+from .tensor_loader import TensorLoader
+
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # what torchvision's weights expect
+HYMENOPTERA_URL = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"
+
+
+def load_cifar10(data_path: Path, download: bool, train_transform: Any = None, test_transform: Any = None
+                 ) -> tuple[torchvision.datasets.CIFAR10, torchvision.datasets.CIFAR10]:
+    """torchvision's CIFAR10 train and test sets under `data_path` (fetched with `download`)."""
+    try:
+        train = torchvision.datasets.CIFAR10(data_path, train=True, transform=train_transform, download=download)
+        test = torchvision.datasets.CIFAR10(data_path, train=False, transform=test_transform, download=download)
+    except RuntimeError:
+        raise UserError(f"CIFAR-10 not found under {data_path}; add --download to fetch it "
+                        "(or use --data synthetic to run offline)") from None
+    except OSError as exc:
+        raise UserError(f"could not download CIFAR-10 into {data_path} ({exc.__class__.__name__}: offline?); "
+                        "use --data synthetic to run offline") from None
+    return train, test
+
+
+def fetch_hymenoptera(data_path: Path, download: bool) -> Path:
+    """`data_path/hymenoptera_data` (train/ and val/ of ants and bees, the notes' example), downloaded if asked."""
+    root = data_path / "hymenoptera_data"
+    if (root / "train").is_dir():
+        return root
+    if not download:
+        raise UserError(f"no hymenoptera data at {root}; add --download to fetch the PyTorch tutorial's ants/bees "
+                        "archive (or use --data synthetic to run offline)")
+    try:
+        torchvision.datasets.utils.download_and_extract_archive(HYMENOPTERA_URL, download_root=str(data_path))
+    except (OSError, RuntimeError) as exc:
+        raise UserError(f"could not download {HYMENOPTERA_URL} into {data_path} ({exc.__class__.__name__}: offline?); "
+                        "use --data synthetic to run offline") from None
+    return root
+
+
+def load_imagefolder(root: Path, train_transform: Any = None, val_transform: Any = None
+                     ) -> tuple[torchvision.datasets.ImageFolder, torchvision.datasets.ImageFolder]:
+    """`root/train/<class>/*` and `root/val/<class>/*` as ImageFolders with the same classes."""
+    for split in ("train", "val"):
+        if not (root / split).is_dir():
+            raise UserError(f"--data imagefolder needs {root / split}/<class>/<images>")
+    try:
+        train = torchvision.datasets.ImageFolder(str(root / "train"), transform=train_transform)
+        val = torchvision.datasets.ImageFolder(str(root / "val"), transform=val_transform)
+    except (FileNotFoundError, OSError) as exc:
+        raise UserError(f"{root}: {str(exc).splitlines()[0]}") from None
+    if train.classes != val.classes:
+        raise UserError(f"{root}: train/ and val/ have different class folders ({train.classes} vs {val.classes})")
+    return train, val
+
+
+def imagenet_preprocess(size: int, mean: Sequence[float], std: Sequence[float]) -> dict[str, Any]:
+    """ImageNet-style evaluation: resize the short side to size·256/224, centre-crop `size` (stored for predict.py)."""
+    return {"resize": round(size * 256 / 224), "crop": size, "mean": list(mean), "std": list(std)}
+
+
+def classification_loaders(args: argparse.Namespace, rt: Runtime, size: int, *, synthetic_size: int,
+                           mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+                           ) -> tuple[Any, Any, list[str], dict[str, Any]]:
+    """(train loader, val loader, class names, predict.py preprocessing) for `--data synthetic|cifar10|imagefolder`.
+
+    Synthetic shapes are drawn at `size` and held in (GPU) memory (flip-augmented: every shape is flip-symmetric);
+    CIFAR-10 is resized to `size` with crop + flip augmentation; ImageFolder gets RandomResizedCrop + flip for training
+    and resize + centre crop for evaluation, ImageNet style.
+    """
+    mean, std = list(mean), list(std)
+    if args.data == "synthetic":
+        n = args.synthetic_size or synthetic_size
+        train = SyntheticShapes(n, image_size=size, seed=args.seed, split="train")
+        val = SyntheticShapes(max(n // 4, 1), image_size=size, seed=args.seed, split="val")
+        shard = dict(device=rt.device, seed=args.seed, rank=rt.rank, world_size=rt.world_size, mean=mean, std=std)
+        eval_batch = args.eval_batch_size or 2 * args.batch_size
+        loaders = (TensorLoader(train.data, train.targets, args.batch_size, train=True, flip=True, **shard),
+                   TensorLoader(val.data, val.targets, eval_batch, train=False, **shard))
+        return *loaders, train.classes, {"resize": [size, size], "mean": mean, "std": std}
+    normalize = [T.ToTensor(), T.Normalize(mean, std)]
+    if args.data == "cifar10":
+        train_tf = T.Compose([T.Resize(size), T.RandomCrop(size, padding=size // 8), T.RandomHorizontalFlip(),
+                              *normalize])
+        train, val = load_cifar10(args.data_path, args.download, train_tf, T.Compose([T.Resize(size), *normalize]))
+        preprocess = {"resize": [size, size], "mean": mean, "std": std}
+    elif args.data == "imagefolder":
+        preprocess = imagenet_preprocess(size, mean, std)
+        train_tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), *normalize])
+        val_tf = T.Compose([T.Resize(preprocess["resize"]), T.CenterCrop(size), *normalize])
+        train, val = load_imagefolder(args.data_path, train_tf, val_tf)
+    else:
+        raise ValueError(f"unknown --data {args.data!r}")
+    return *data.make_loaders(train, val, args, rt), train.classes, preprocess
