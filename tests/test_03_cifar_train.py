@@ -1,9 +1,7 @@
 """03_cifar_train end to end: the loop, resume, checkpoints, DDP, predict.py, portability and every bad-input error."""
-import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch

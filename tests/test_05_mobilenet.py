@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,11 +10,10 @@ import torch
 import torchvision
 from PIL import Image
 from torch import nn
-from torch.profiler import ProfilerActivity, profile
 
 from common.errors import UserError
 from common.synthetic import SyntheticShapes, write_imagefolder
-from util import load
+from util import load, training_step_ops
 
 M = load("05_mobilenet", "model")
 
@@ -94,22 +92,11 @@ def test_v2_state_dict_equals_torchvision_and_outputs_match() -> None:
     assert cost["macs"] / 1e9 == pytest.approx(ops, rel=0.01)
 
 
-def _training_step_ops(model: nn.Module, x: torch.Tensor) -> Counter:
-    """(aten operator, input shapes) → count for one SGD training step: equal counters mean equal work, so equal speed."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-        out = model.train()(x)
-        main, *aux = out if isinstance(out, tuple) else (out,)
-        (main.sum() + 0.3 * sum(a.sum() for a in aux)).backward()
-        optimizer.step()
-    return Counter((e.name, str(e.input_shapes)) for e in prof.events() if e.name.startswith("aten::"))
-
-
 def test_v2_runs_exactly_torchvisions_operators() -> None:
     """Same operators on the same shapes as torchvision's model (the benchmark's step-time ratio ≈ 1 by construction)."""
     x = torch.randn(2, 3, 32, 32)
     ours, reference = M.build_model("mobilenet_v2", 10), torchvision.models.mobilenet_v2(num_classes=10)
-    assert _training_step_ops(ours, x) == _training_step_ops(reference, x)
+    assert training_step_ops(ours, x) == training_step_ops(reference, x)
 
 
 @pytest.mark.parametrize("width", [0.35, 0.75, 1.3])

@@ -1,7 +1,6 @@
 """09_googlenet: Inception branches, aux heads (training only, loss weight 0.3), torchvision parity, small inputs."""
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -9,11 +8,10 @@ import torch
 import torchvision
 from PIL import Image
 from torch import nn
-from torch.profiler import ProfilerActivity, profile
 
 from common.errors import UserError
 from common.synthetic import SyntheticShapes
-from util import load
+from util import load, training_step_ops
 
 G = load("09_googlenet", "model")
 COUNT = load("05_mobilenet", "model").count_params_and_macs
@@ -48,22 +46,11 @@ def test_compat_loads_torchvision_strictly_and_matches_eval_outputs(transform_in
         torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-6)
 
 
-def _training_step_ops(model: nn.Module, x: torch.Tensor) -> Counter:
-    """(aten operator, input shapes) → count for one SGD training step: equal counters mean equal work, so equal speed."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-        out = model.train()(x)
-        main, *aux = out if isinstance(out, tuple) else (out,)
-        (main.sum() + 0.3 * sum(a.sum() for a in aux)).backward()
-        optimizer.step()
-    return Counter((e.name, str(e.input_shapes)) for e in prof.events() if e.name.startswith("aten::"))
-
-
 def test_compat_runs_exactly_torchvisions_operators() -> None:
     """Same operators on the same shapes as torchvision's model, aux heads included (step-time ratio ≈ 1)."""
     x = torch.randn(2, 3, 32, 32)
     ours = G.build_model("googlenet", 10, torchvision_compat=True)
-    assert _training_step_ops(ours, x) == _training_step_ops(_torchvision_googlenet(num_classes=10), x)
+    assert training_step_ops(ours, x) == training_step_ops(_torchvision_googlenet(num_classes=10), x)
 
 
 def test_compat_mult_adds_match_torchvision_metadata() -> None:

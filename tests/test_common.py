@@ -1,6 +1,5 @@
 """common/: device errors, atomic saves, weights_only refusal, shape-matched loading, metrics, the loop's NaN guard."""
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections import Counter
 from pathlib import Path
 from types import ModuleType
+
+import torch
+from torch import nn
+from torch.profiler import ProfilerActivity, profile
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = sorted(p.name for p in ROOT.iterdir() if p.is_dir() and p.name[:2].isdigit() and (p / "model.py").exists())
@@ -29,3 +34,15 @@ def load(folder: str, module: str = "model") -> ModuleType:
         return mod
     finally:
         sys.path.remove(str(folder_path))
+
+
+def training_step_ops(model: nn.Module, x: torch.Tensor) -> Counter:
+    """(aten operator, input shapes) → count for one SGD training step: equal counters mean equal work, so equal speed
+    (how our torchvision twins are compared without trusting a noisy shared CPU's clock)."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        out = model.train()(x)
+        main, *aux = out if isinstance(out, tuple) else (out,)
+        (main.sum() + 0.3 * sum(a.sum() for a in aux)).backward()
+        optimizer.step()
+    return Counter((e.name, str(e.input_shapes)) for e in prof.events() if e.name.startswith("aten::"))
