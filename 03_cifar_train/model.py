@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 MODELS = ("tudui",)
+INPUT_SIZE = 32  # fixed: Linear1 expects 64 channels × 4 × 4 = 1024 after three 2× poolings
 
 
 class Tudui(nn.Module):

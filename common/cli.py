@@ -13,7 +13,7 @@ from .errors import UserError
 
 
 def add_common_args(parser: argparse.ArgumentParser, *, folder: str, data_choices: Sequence[str], epochs: int,
-                    batch_size: int, lr: float, workers: int = 0, default_data: str | None = None) -> None:
+                    batch_size: int, lr: float, default_data: str | None = None) -> None:
     """Add the shared flags; defaults are the folder's (the notes' values where the notes give them)."""
     choices = tuple(dict.fromkeys([*data_choices, "synthetic"]))
     g = parser.add_argument_group("common")
@@ -28,7 +28,8 @@ def add_common_args(parser: argparse.ArgumentParser, *, folder: str, data_choice
     g.add_argument("-b", "--batch-size", type=int, default=batch_size, help="batch size per process (default: %(default)s)")
     g.add_argument("--eval-batch-size", type=int, default=None, help="evaluation batch size (default: 2 x --batch-size)")
     g.add_argument("--lr", type=float, default=lr, help="learning rate (default: %(default)s)")
-    g.add_argument("-j", "--workers", type=int, default=workers, help="DataLoader worker processes (default: %(default)s)")
+    g.add_argument("-j", "--workers", type=int, default=None,
+                   help="DataLoader worker processes (default: 0 on CPU, min(8, CPU cores per GPU) on CUDA)")
     g.add_argument("--seed", type=int, default=0, help="epoch e reseeds every RNG from seed + e (default: %(default)s)")
     g.add_argument("--output-dir", type=Path, default=Path("runs") / folder,
                    help="checkpoints and TensorBoard events (default: %(default)s)")
@@ -40,6 +41,8 @@ def add_common_args(parser: argparse.ArgumentParser, *, folder: str, data_choice
                    help="mixed precision (default: on for CUDA, off on CPU)")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="channels_last memory format (default: on for CUDA, off on CPU)")
+    g.add_argument("--cudnn-benchmark", action=argparse.BooleanOptionalAction, default=True,
+                   help="let cuDNN pick the fastest kernels for the input shapes (CUDA only; default: on)")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--print-freq", type=int, default=100, help="log train loss every N steps (default: %(default)s)")
 
@@ -54,7 +57,7 @@ def check_args(args: argparse.Namespace) -> None:
             raise UserError(f"{flag} must be at least 1, got {value}")
     if not args.lr > 0:
         raise UserError(f"--lr must be positive, got {args.lr}")
-    if args.workers < 0:
+    if args.workers is not None and args.workers < 0:
         raise UserError(f"--workers must be >= 0, got {args.workers}")
     if args.data_path.exists() and not args.data_path.is_dir():
         raise UserError(f"--data-path {args.data_path} is a file, not a folder")

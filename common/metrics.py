@@ -20,26 +20,25 @@ class Accuracy:
 
     def reset(self) -> None:
         self.correct: torch.Tensor | None = None
-        self.total: torch.Tensor | None = None
+        self.count = 0
 
     def update(self, output: torch.Tensor, target: torch.Tensor) -> None:
         k = min(max(self.topk), output.shape[1])
         top = output.topk(k, dim=1).indices
         hits = (top == target[:, None]).cumsum(1).sum(0)  # hits[j]: samples whose label is within the top j+1
         counts = torch.stack([hits[min(t, k) - 1] for t in self.topk]).to(torch.float64)
-        total = torch.tensor(float(target.numel()), dtype=torch.float64, device=output.device)
         self.correct = counts if self.correct is None else self.correct + counts
-        self.total = total if self.total is None else self.total + total
+        self.count += target.numel()  # a Python int: no host-to-device copy per batch
 
     def reduce(self) -> None:
         if self.correct is not None:
-            all_reduce_sum_(self.correct)
-            all_reduce_sum_(self.total)
+            both = all_reduce_sum_(torch.cat([self.correct, self.correct.new_tensor([self.count])]))
+            self.correct, self.count = both[:-1], int(both[-1].item())
 
     def compute(self) -> dict[str, float]:
         if self.correct is None:
             return {"accuracy" if t == 1 else f"top{t}": math.nan for t in self.topk}
-        acc = (self.correct / self.total).tolist()
+        acc = (self.correct / self.count).tolist()
         return {"accuracy" if t == 1 else f"top{t}": a for t, a in zip(self.topk, acc)}
 
 
@@ -68,20 +67,28 @@ class ConfusionMatrix:
             output = output.argmax(1)
         n = self.num_classes
         valid = (target >= 0) & (target < n)  # drops ignore_index; data loaders reject other out-of-range labels
-        idx = target[valid].long() * n + output[valid].long()
-        counts = torch.bincount(idx, minlength=n * n).reshape(n, n)
-        self.mat = counts if self.mat is None else self.mat + counts
+        # invalid pixels go to an extra bin; scatter_add_ has a fixed output size, so unlike boolean indexing or
+        # bincount it never waits for the GPU to report a size
+        idx = torch.where(valid, target.long() * n + output.long(), n * n).flatten()
+        if self.mat is None:
+            self.mat = torch.zeros(n * n + 1, dtype=torch.long, device=idx.device)
+        self.mat.scatter_add_(0, idx, torch.ones_like(idx))
 
     def reduce(self) -> None:
         if self.mat is not None:
             all_reduce_sum_(self.mat)
+
+    def matrix(self) -> torch.Tensor:
+        """The num_classes × num_classes counts; rows are labels, columns predictions."""
+        n = self.num_classes
+        return self.mat[:n * n].reshape(n, n)
 
     def compute(self) -> dict[str, float | list[float]]:
         """Rows are labels, columns predictions. A class absent from both label and prediction has IoU nan and is
         left out of the mean (nan-safe), instead of counting as 0 or 1."""
         if self.mat is None:
             return {"pixel_accuracy": math.nan, "miou": math.nan, "iou": [math.nan] * self.num_classes}
-        mat = self.mat.double()
+        mat = self.matrix().double()
         tp = mat.diag()
         union = mat.sum(0) + mat.sum(1) - tp
         iou = torch.where(union > 0, tp / union.clamp(min=1), torch.full_like(tp, math.nan))

@@ -5,6 +5,7 @@ Every check on user input happens here, before a single file is written, so bad 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,8 +57,10 @@ def setup(args: argparse.Namespace) -> Runtime:
             amp_dtype = torch.bfloat16  # CPU autocast only supports bf16; slower than fp32 on most CPUs, so opt-in
         else:
             amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if args.workers is None:  # decoding must keep up with a GPU; on a CPU, workers would compete with the model
+        args.workers = min(8, (os.cpu_count() or 1) // max(torch.cuda.device_count(), 1)) if on_cuda else 0
     if on_cuda:
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = args.cudnn_benchmark
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     seed_everything(args.seed)

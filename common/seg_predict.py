@@ -66,6 +66,11 @@ def overlay(image: Image.Image, mask: np.ndarray, alpha: float = 0.5) -> Image.I
     return Image.fromarray(blended.round().astype(np.uint8), mode="RGB")
 
 
+def output_dir(args: argparse.Namespace) -> Path:
+    """`--output-dir`, or `<checkpoint folder>/predictions` when it is not given."""
+    return args.output_dir or args.checkpoint.parent / "predictions"
+
+
 def run(args: argparse.Namespace, build_model: Callable[..., nn.Module], postprocess: PostProcess | None = None) -> int:
     """Segment `args.images` with `args.checkpoint`; returns the exit code (0, or 1 if any image failed)."""
     if not 0 <= args.alpha <= 1:
@@ -78,7 +83,7 @@ def run(args: argparse.Namespace, build_model: Callable[..., nn.Module], postpro
     model, classes, preprocess = load_for_prediction(args.checkpoint, build_model)
     model.to(device)
     mean, std = preprocess.get("mean") or MEAN, preprocess.get("std") or STD
-    out_dir = args.output_dir or args.checkpoint.parent / "predictions"
+    out_dir = output_dir(args)
     out_dir.mkdir(parents=True, exist_ok=True)
     failed = 0
     for path in args.images:

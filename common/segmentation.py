@@ -8,6 +8,7 @@ skip those pixels.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -169,30 +170,28 @@ def build_datasets(args: argparse.Namespace, crop_size: int, image_size: int = 6
     raise UserError(f"--data {args.data!r}: this pipeline reads 'voc' or 'synthetic'")
 
 
-class PolyWithWarmup:
-    """LambdaLR factor: linear warmup from `warmup_start` to 1 over `warmup_steps`, then poly decay
-    (1 − t / T)^power to 0 over the remaining steps (DeepLab's "poly" policy, stepped per iteration).
-
-    A callable object, not a lambda, so `LambdaLR.state_dict()` stores it (plain numbers) and `--resume` restores it.
-    """
-
-    def __init__(self, total_steps: int, warmup_steps: int = 0, power: float = 0.9, warmup_start: float = 0.1) -> None:
-        if total_steps < 1 or not 0 <= warmup_steps < total_steps:
-            raise ValueError(f"need total_steps >= 1 and 0 <= warmup_steps < total_steps, got {total_steps}, "
-                             f"{warmup_steps}")
-        self.total_steps, self.warmup_steps, self.power, self.warmup_start = total_steps, warmup_steps, power, warmup_start
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return self.warmup_start + (1 - self.warmup_start) * step / self.warmup_steps
-        progress = (step - self.warmup_steps) / (self.total_steps - self.warmup_steps)
-        return max(0.0, 1 - progress) ** self.power
+def poly_factor(step: int, total_steps: int, warmup_steps: int = 0, power: float = 0.9,
+                warmup_start: float = 0.1) -> float:
+    """The LR multiplier at `step`: linear warmup from `warmup_start` to 1 over `warmup_steps`, then DeepLab's "poly"
+    decay (1 − t / T)^power down to 0 at `total_steps` (t, T counted after the warmup)."""
+    if step < warmup_steps:
+        return warmup_start + (1 - warmup_start) * step / warmup_steps
+    progress = (step - warmup_steps) / (total_steps - warmup_steps)
+    return max(0.0, 1 - progress) ** power
 
 
 def poly_lr(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int | None = None,
             power: float = 0.9) -> torch.optim.lr_scheduler.LambdaLR:
     """Poly LR with a short warmup (default: 1 % of the steps, at least 1 when there is room); step it every iteration
-    (`engine.fit(..., scheduler_interval="step")`)."""
+    (`engine.fit(..., scheduler_interval="step")`).
+
+    The curve comes from these arguments, i.e. the current command line; a `--resume`d state_dict restores only the
+    position (`last_epoch`). Resuming with the same flags continues exactly; with more `--epochs` the curve is recomputed
+    to end at the new total instead of staying at 0 after the old one.
+    """
     if warmup_steps is None:
         warmup_steps = min(max(1, math.ceil(0.01 * total_steps)), total_steps - 1)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, PolyWithWarmup(total_steps, warmup_steps, power))
+    if total_steps < 1 or not 0 <= warmup_steps < total_steps:
+        raise ValueError(f"need total_steps >= 1 and 0 <= warmup_steps < total_steps, got {total_steps}, {warmup_steps}")
+    factor = functools.partial(poly_factor, total_steps=total_steps, warmup_steps=warmup_steps, power=power)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -117,7 +117,7 @@ def test_confusion_matrix_against_hand_computed_example():
     pred = torch.tensor([[[0, 1, 1], [1, 1, 0]]])
     cm = metrics.ConfusionMatrix(num_classes=4)
     cm.update(pred, target)
-    assert cm.mat.tolist() == [[1, 1, 0, 0], [0, 2, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]]
+    assert cm.matrix().tolist() == [[1, 1, 0, 0], [0, 2, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]]
     result = cm.compute()
     assert result["pixel_accuracy"] == pytest.approx(3 / 5)
     # IoU: class 0: 1/(1+1+0)=0.5, class 1: 2/(2+2)=0.5, class 2: 0/1=0, class 3: absent everywhere -> nan (skipped)
@@ -130,7 +130,7 @@ def test_confusion_matrix_upsamples_logits_to_label_size():
     logits[0, 1] = 1.0  # class 1 everywhere, at half resolution
     cm = metrics.ConfusionMatrix(num_classes=2)
     cm.update(logits, torch.ones(1, 4, 4, dtype=torch.long))
-    assert cm.mat.sum() == 16 and cm.compute()["pixel_accuracy"] == 1.0
+    assert cm.matrix().sum() == 16 and cm.compute()["pixel_accuracy"] == 1.0
 
 
 def test_topk_accuracy():

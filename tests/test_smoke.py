@@ -12,11 +12,12 @@ def test_forward_and_one_step(folder):
     mod = load(folder)
     assert mod.MODELS, f"{folder}/model.py exposes no MODELS"
     model = mod.build_model(mod.MODELS[0], num_classes=3)
-    x = torch.randn(2, 3, 64, 64)
+    size = getattr(mod, "INPUT_SIZE", 64)  # a model with a fixed input size says so
+    x = torch.randn(2, 3, size, size)
     model.train()
     out = model(x)
     main = out[0] if isinstance(out, tuple) else out
-    target = torch.randint(0, 3, (2, 64, 64) if main.dim() == 4 else (2,))
+    target = torch.randint(0, 3, (2, size, size) if main.dim() == 4 else (2,))
     loss = F.cross_entropy(main, target)
     before = [p.detach().clone() for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
@@ -31,4 +32,4 @@ def test_forward_and_one_step(folder):
     assert isinstance(logits, torch.Tensor), "eval mode must return the logits tensor alone"
     assert logits.shape[:2] == (2, 3)
     if logits.dim() == 4:
-        assert logits.shape[-2:] == (64, 64), "segmentation logits must match the input size"
+        assert logits.shape[-2:] == (size, size), "segmentation logits must match the input size"
