@@ -1,0 +1,108 @@
+"""Gridding made visible (notes: 膨胀卷积, The Gridding Effect): which input pixels reach one output pixel.
+
+Stack 3×3 convolutions with the given dilation rates, set every weight to 1, and take the gradient of the centre output
+with respect to the input: each input pixel's value is the number of paths from it to that output. Zeros inside the
+receptive field are the holes that [2, 2, 2] leaves and [1, 2, 5] (HDC) does not.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+
+
+def conv_stack_field(layers: Sequence[tuple[int, int, int]]) -> torch.Tensor:
+    """Path counts (S×S, float64) from each input pixel to the single output pixel of a chain of convs.
+
+    `layers` are (kernel, dilation, stride) in order. The input is exactly one receptive field wide,
+    S = 1 + Σ (k_i − 1) d_i J_i with J_i the product of the earlier strides, and every conv is unpadded, so the output is
+    1×1 and the gradient covers the whole field with no border effects.
+    """
+    size, jump = 1, 1
+    for kernel, dilation, stride in layers:
+        size += (kernel - 1) * dilation * jump
+        jump *= stride
+    x = torch.zeros(1, 1, size, size, dtype=torch.float64, requires_grad=True)
+    y = x
+    for kernel, dilation, stride in layers:
+        y = F.conv2d(y, torch.ones(1, 1, kernel, kernel, dtype=torch.float64), stride=stride, dilation=dilation)
+    y.sum().backward()
+    return x.grad[0, 0]
+
+
+def receptive_field(rates: Sequence[int], kernel_size: int = 3) -> torch.Tensor:
+    """The field of a stack of stride-1 `kernel_size` convs with the given dilation rates (e.g. [2, 2, 2], [1, 2, 5])."""
+    return conv_stack_field([(kernel_size, r, 1) for r in rates])
+
+
+def model_receptive_field(model: nn.Module) -> torch.Tensor:
+    """The field of a model that is a plain chain of convs (as 04's model is): its Conv2d layers in registration order,
+    weights replaced by ones. It shows which pixels can reach an output, not how much a trained net uses them."""
+    layers = [(m.kernel_size[0], m.dilation[0], m.stride[0]) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    return conv_stack_field(layers)
+
+
+def count_holes(field: torch.Tensor) -> int:
+    """Input pixels inside the receptive field's square that never reach the output (the gridding holes)."""
+    return int((field == 0).sum())
+
+
+def _colormap(values: np.ndarray) -> np.ndarray:
+    """Map [0, 1] to a dark-blue → yellow ramp (a hand-rolled viridis-like scale: no matplotlib needed)."""
+    anchors = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64)
+    pos = values * (len(anchors) - 1)
+    low = np.clip(np.floor(pos).astype(int), 0, len(anchors) - 2)
+    frac = (pos - low)[..., None]
+    return (anchors[low] * (1 - frac) + anchors[low + 1] * frac).astype(np.uint8)
+
+
+def heatmap_image(field: torch.Tensor, cell: int = 12, title: str = "") -> Image.Image:
+    """Render path counts as a heatmap: holes black, reached pixels coloured by count, one `cell`-sized square each."""
+    counts = field.numpy()
+    rgb = _colormap(counts / counts.max())
+    rgb[counts == 0] = 0
+    image = Image.fromarray(rgb, mode="RGB").resize((counts.shape[1] * cell, counts.shape[0] * cell), Image.NEAREST)
+    if not title:
+        return image
+    canvas = Image.new("RGB", (image.width, image.height + 16), "white")
+    canvas.paste(image, (0, 16))
+    ImageDraw.Draw(canvas).text((2, 2), title, fill="black")
+    return canvas
+
+
+def save_heatmap(rates: Sequence[int], path: str | Path, kernel_size: int = 3) -> int:
+    """Write the heatmap PNG for `rates` to `path` and return its hole count."""
+    field = receptive_field(rates, kernel_size)
+    holes = count_holes(field)
+    title = f"rates {list(rates)}: {field.shape[0]}x{field.shape[1]}, {holes} holes"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    heatmap_image(field, title=title).save(path)
+    return holes
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python 04_dilated_conv/receptive_field.py 2,2,2 1,2,5 --out-dir DIR`: one heatmap PNG per list of rates."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("rates", nargs="+", help="comma-separated dilation rates of stacked 3×3 convs, e.g. 1,2,5")
+    parser.add_argument("--out-dir", type=Path, default=Path("runs/04_dilated_conv/receptive_field"))
+    args = parser.parse_args(argv)
+    for spec in args.rates:
+        try:
+            rates = [int(r) for r in spec.split(",")]
+        except ValueError:
+            parser.error(f"rates must be comma-separated integers, got {spec!r}")
+        if min(rates) < 1:
+            parser.error(f"rates must be >= 1, got {spec!r}")
+        path = args.out_dir / f"rates_{'_'.join(map(str, rates))}.png"
+        print(f"{path}: {save_heatmap(rates, path)} holes")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Train the dilated-convolution segmentation net (notes: 膨胀卷积) on the synthetic set or PASCAL VOC2012.
+
+    python 04_dilated_conv/train.py --model hdc          # rates 1, 2, 5: no gridding (offline, synthetic data)
+    python 04_dilated_conv/train.py --model gridding     # rates 2, 2, 2: the same parameters, with holes
+    python 04_dilated_conv/train.py --model downsample   # stride 2 instead of dilation: the same parameters, coarser map
+
+Cross-entropy with ignore_index=255, SGD momentum 0.9, weight decay 1e-4, poly LR (power 0.9) per iteration after a short
+warmup; TensorBoard: train_loss, lr, test_loss, test_miou, test_pixel_accuracy.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import cli, data, engine, metrics, runtime, segmentation  # noqa: E402
+from common.errors import UserError, cli_main  # noqa: E402
+from common.weights import load_matching  # noqa: E402
+from model import MODELS, build_model  # noqa: E402
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_common_args(parser, folder="04_dilated_conv", data_choices=("voc", "synthetic"), default_data="synthetic",
+                        epochs=10, batch_size=16, lr=5e-2)
+    parser.add_argument("--model", default="hdc", choices=MODELS)
+    parser.add_argument("--width", type=int, default=32, help="channels of every body conv (default: %(default)s)")
+    parser.add_argument("--groups", type=int, default=2,
+                        help="repetitions of the three-conv group (default: %(default)s)")
+    parser.add_argument("--crop-size", type=int, default=None,
+                        help="training crop (default: 480 for VOC, 64 for synthetic; evaluation is at full size)")
+    parser.add_argument("--weight-decay", type=float, default=1e-4, help="SGD weight decay (default: %(default)s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = get_args_parser().parse_args(argv)
+    crop_size = args.crop_size if args.crop_size is not None else (480 if args.data == "voc" else 64)
+    for flag, value in {"--crop-size": crop_size, "--width": args.width, "--groups": args.groups}.items():
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    if args.width % 2:
+        raise UserError(f"--width must be even (the stem has width / 2 channels), got {args.width}")
+    rt = runtime.setup(args)
+    train_set, val_set, classes = segmentation.build_datasets(args, crop_size)
+    if rt.is_main:
+        print(f"train set: {len(train_set)} images, val set: {len(val_set)} images ({args.data}, {rt.device})")
+    train_loader, val_loader = data.make_loaders(train_set, val_set, args, rt, collate_fn=segmentation.collate_pad)
+    kwargs = {"width": args.width, "groups": args.groups}
+    model = build_model(args.model, num_classes=len(classes), **kwargs)
+    if rt.is_main:
+        print(f"{args.model}: {sum(p.numel() for p in model.parameters()):,} parameters")
+    if args.weights:
+        load_matching(model, args.weights, log=print if rt.is_main else None)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
+    steps = args.epochs * min(len(train_loader), args.limit_batches or len(train_loader))
+    scheduler = segmentation.poly_lr(optimizer, total_steps=steps)
+    meta = engine.Meta(model_name=args.model, class_names=classes, model_kwargs=kwargs,
+                       preprocess={"mean": list(segmentation.MEAN), "std": list(segmentation.STD)},
+                       extra={"crop_size": crop_size})
+    return engine.fit(model, nn.CrossEntropyLoss(ignore_index=segmentation.IGNORE_INDEX), optimizer, train_loader,
+                      val_loader, args=args, rt=rt, metric=metrics.ConfusionMatrix(len(classes)), meta=meta,
+                      scheduler=scheduler, scheduler_interval="step")
+
+
+if __name__ == "__main__":
+    cli_main(main)

@@ -1,0 +1,73 @@
+"""Train FCN-32s/16s/8s on PASCAL VOC2012 (or the built-in synthetic set): the notes' FCN and 跳级结构.
+
+    python 06_fcn/train.py --data synthetic --backbone light --model fcn8s      # offline, a few minutes on a CPU
+    python 06_fcn/train.py --download --weights-backbone VGG16_Weights.IMAGENET1K_V1 --device cuda   # VOC, ImageNet VGG16
+
+Cross-entropy with ignore_index=255 (VOC's void borders and the padding), SGD momentum 0.9, weight decay 1e-4, poly LR
+(power 0.9) stepped every iteration after a short warmup. TensorBoard: train_loss, lr, test_loss, test_miou,
+test_pixel_accuracy (at the label's full resolution).
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import cli, data, engine, metrics, runtime, segmentation  # noqa: E402
+from common.errors import UserError, cli_main  # noqa: E402
+from common.weights import load_matching, torchvision_state_dict  # noqa: E402
+from model import BACKBONES, MODELS, build_model, convolutionalize  # noqa: E402
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_common_args(parser, folder="06_fcn", data_choices=("voc", "synthetic"), epochs=30, batch_size=8, lr=1e-2)
+    parser.add_argument("--model", default="fcn8s", choices=MODELS)
+    parser.add_argument("--backbone", default="vgg16", choices=tuple(BACKBONES),
+                        help="vgg16: the paper's (ImageNet weights load); light: 1/8 width + BatchNorm, for CPU runs")
+    parser.add_argument("--crop-size", type=int, default=None,
+                        help="training crop (default: 480 for VOC, 64 for synthetic; evaluation is at full size)")
+    parser.add_argument("--weights-backbone", default=None, metavar="NAME",
+                        help="torchvision VGG16 weights (e.g. VGG16_Weights.IMAGENET1K_V1), fc6/fc7 convolutionalized")
+    parser.add_argument("--weight-decay", type=float, default=1e-4, help="SGD weight decay (default: %(default)s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = get_args_parser().parse_args(argv)
+    crop_size = args.crop_size if args.crop_size is not None else (480 if args.data == "voc" else 64)
+    if crop_size < 1:
+        raise UserError(f"--crop-size must be at least 1, got {crop_size}")
+    if args.weights_backbone and args.backbone != "vgg16":
+        raise UserError("--weights-backbone needs --backbone vgg16 (the light backbone has no ImageNet weights)")
+    rt = runtime.setup(args)
+    train_set, val_set, classes = segmentation.build_datasets(args, crop_size)
+    if rt.is_main:
+        print(f"train set: {len(train_set)} images, val set: {len(val_set)} images ({args.data}, {rt.device})")
+    train_loader, val_loader = data.make_loaders(train_set, val_set, args, rt, collate_fn=segmentation.collate_pad)
+    model = build_model(args.model, num_classes=len(classes), backbone=args.backbone)
+    log = print if rt.is_main else None
+    if args.weights_backbone:
+        try:
+            converted = convolutionalize(torchvision_state_dict(args.weights_backbone))
+        except KeyError:
+            raise UserError(f"--weights-backbone {args.weights_backbone} has no VGG classifier (use VGG16 weights)") \
+                from None
+        load_matching(model, converted, log=log)
+    if args.weights:
+        load_matching(model, args.weights, log=log)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
+    steps = args.epochs * min(len(train_loader), args.limit_batches or len(train_loader))
+    scheduler = segmentation.poly_lr(optimizer, total_steps=steps)
+    meta = engine.Meta(model_name=args.model, class_names=classes, model_kwargs={"backbone": args.backbone},
+                       preprocess={"mean": list(segmentation.MEAN), "std": list(segmentation.STD)},
+                       extra={"crop_size": crop_size})
+    return engine.fit(model, nn.CrossEntropyLoss(ignore_index=segmentation.IGNORE_INDEX), optimizer, train_loader,
+                      val_loader, args=args, rt=rt, metric=metrics.ConfusionMatrix(len(classes)), meta=meta,
+                      scheduler=scheduler, scheduler_interval="step")
+
+
+if __name__ == "__main__":
+    cli_main(main)

@@ -1,0 +1,89 @@
+"""How much the CRF repairs a noisy, blurred prediction on synthetic images (the README's CRF numbers; the test's data).
+
+    python 07_deeplab/crf_demo.py                       # 16 images, iterations 0 1 2 5 10
+    python 07_deeplab/crf_demo.py --crf-window 7 --crf-dilation 1
+    python 07_deeplab/crf_demo.py --checkpoint runs/07_deeplab/compare/deeplabv2/last.pth   # a trained model's scores
+
+The "prediction" is the true mask, blurred by a 7×7 box (rounded corners, thin bars and small objects fade) plus
+Gaussian logit noise (speckle): the two faults the notes say V1/V2's CRF fixes at object boundaries. With --checkpoint
+it is a trained model's softmax on the synthetic validation images instead.
+"""
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+from common.errors import cli_main  # noqa: E402
+from common.metrics import ConfusionMatrix  # noqa: E402
+from common.predict import load_for_prediction  # noqa: E402
+from common.segmentation import MEAN, STD, normalize  # noqa: E402
+from common.synthetic import SyntheticSegmentation  # noqa: E402
+from crf import CRFParams, crf_refine  # noqa: E402
+from model import build_model  # noqa: E402
+
+
+def noisy_blurred_predictions(n: int, blur: int = 7, noise: float = 0.8, seed: int = 0
+                              ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(RGB image 1×3×64×64 in 0-255, label 1×64×64 with VOC's 255 band, probabilities 1×6×64×64) per synthetic image."""
+    g = torch.Generator().manual_seed(seed)
+    data = SyntheticSegmentation(size=n, image_size=64, seed=seed, split="val")
+    out = []
+    for i in range(n):
+        image, mask = (torch.from_numpy(a) for a in data.sample(i))
+        label = mask.long()[None]
+        onehot = F.one_hot(label.masked_fill(label == 255, 0), len(data.classes)).permute(0, 3, 1, 2).float()
+        logits = 3 * F.avg_pool2d(onehot, blur, 1, blur // 2, count_include_pad=False)
+        logits = logits + noise * torch.randn(onehot.shape, generator=g)
+        out.append((image.permute(2, 0, 1)[None].float(), label, logits.softmax(1)))
+    return out
+
+
+@torch.inference_mode()
+def model_predictions(checkpoint: Path, n: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The same triples, with a trained model's probabilities on the synthetic validation images (train.py's val set)."""
+    model, _, preprocess = load_for_prediction(checkpoint, build_model)
+    data = SyntheticSegmentation(size=n, image_size=64, split="val")
+    out = []
+    for i in range(n):
+        image, mask = (torch.from_numpy(a) for a in data.sample(i))
+        rgb = image.permute(2, 0, 1)[None]
+        logits = model(normalize(rgb, preprocess.get("mean") or MEAN, preprocess.get("std") or STD))
+        out.append((rgb.float(), mask.long()[None], logits.softmax(1)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[int, float]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=16)
+    parser.add_argument("--iterations", type=int, nargs="+", default=[0, 1, 2, 5, 10])
+    parser.add_argument("--checkpoint", type=Path, default=None, help="use this model's predictions (train.py output)")
+    for f in dataclasses.fields(CRFParams):
+        if f.name != "iterations":
+            parser.add_argument(f"--crf-{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+    args = parser.parse_args(argv)
+    data = model_predictions(args.checkpoint, args.images) if args.checkpoint else noisy_blurred_predictions(args.images)
+    results = {}
+    print("| CRF iterations | mIoU | pixel accuracy | seconds per 64×64 image |")
+    print("| --- | --- | --- | --- |")
+    for iterations in args.iterations:
+        params = CRFParams(iterations=iterations, **{f.name: getattr(args, f"crf_{f.name}")
+                                                     for f in dataclasses.fields(CRFParams) if f.name != "iterations"})
+        cm, start = ConfusionMatrix(6), time.perf_counter()
+        for image, label, probs in data:
+            cm.update(crf_refine(probs, image, params), label)
+        seconds = (time.perf_counter() - start) / len(data)
+        scores = cm.compute()
+        results[iterations] = scores["miou"]
+        print(f"| {iterations} | {scores['miou']:.3f} | {scores['pixel_accuracy']:.3f} | {seconds:.3f} |")
+    return results
+
+
+if __name__ == "__main__":
+    cli_main(main)

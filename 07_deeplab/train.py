@@ -1,0 +1,125 @@
+"""Train DeepLab V1/V2/V3/V3+ on PASCAL VOC2012 (or the built-in synthetic set): the notes' Deeplab and 膨胀卷积.
+
+    python 07_deeplab/train.py --data synthetic --model deeplabv3plus --backbone resnet18      # offline, minutes on a CPU
+    python 07_deeplab/train.py --download --model deeplabv3 --weights-backbone ResNet101_Weights.IMAGENET1K_V1 --device cuda
+
+Cross-entropy with ignore_index=255, SGD momentum 0.9, weight decay 1e-4, poly LR (power 0.9) per iteration after a short
+warmup (common/segmentation.py). `--aux` adds an FCN head on the stride-16 stage whose loss counts `--aux-weight` times.
+TensorBoard: train_loss, lr, test_loss, test_miou, test_pixel_accuracy (mIoU at the label's resolution: 上采样后才进行IOU计算).
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import cli, data, engine, metrics, runtime, segmentation  # noqa: E402
+from common.errors import UserError, cli_main  # noqa: E402
+from common.weights import load_matching, torchvision_state_dict  # noqa: E402
+from model import BACKBONES, DEFAULTS, MODELS, build_model  # noqa: E402
+
+WEIGHTS_PREFIX = {"vgg16": "VGG16_Weights.", "resnet18": "ResNet18_Weights.", "resnet50": "ResNet50_Weights.",
+                  "resnet101": "ResNet101_Weights."}
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_common_args(parser, folder="07_deeplab", data_choices=("voc", "synthetic"), epochs=30, batch_size=8, lr=1e-2)
+    parser.add_argument("--model", default="deeplabv3plus", choices=MODELS)
+    parser.add_argument("--backbone", default=None, choices=BACKBONES,
+                        help="default: the paper's (vgg16 for V1, resnet101 for V2/V3/V3+); resnet18 is the light one")
+    parser.add_argument("--output-stride", type=int, default=None, choices=(8, 16),
+                        help="default: 8 for V1/V2, 16 for V3/V3+ (atrous rates scale with it)")
+    parser.add_argument("--multi-grid", type=int, nargs="+", default=None, metavar="R",
+                        help="V3/V3+ unit rates of the last block, times its base rate (default: 1 2 4)")
+    parser.add_argument("--crop-size", type=int, default=None,
+                        help="training crop (default: 513 for VOC as in the papers, 64 for synthetic; eval is full size)")
+    parser.add_argument("--aux", action="store_true", help="auxiliary FCN head on the stride-16 stage")
+    parser.add_argument("--aux-weight", type=float, default=0.4, help="weight of the auxiliary loss (default: %(default)s)")
+    parser.add_argument("--weights-backbone", default=None, metavar="NAME",
+                        help="torchvision ImageNet weights for the backbone, e.g. ResNet101_Weights.IMAGENET1K_V1 "
+                             "(online; VGG16's fc6/fc7 are decimated into LargeFOV's fc6/fc7 for V1)")
+    parser.add_argument("--weight-decay", type=float, default=1e-4, help="SGD weight decay (default: %(default)s)")
+    return parser
+
+
+def decimate_vgg_fc(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The LargeFOV head's fc6/fc7 (`model.head` keys) from VGG16's classifier, DeepLab-LargeFOV's initialisation of fc6/fc7 from VGG16's classifier: keep every 4th of the 4096 channels (→ 1024)
+    and every 3rd tap of fc6's 7×7 kernel (→ 3×3, whose dilation 12 spans about what the 7×7 at dilation 4 did)."""
+    fc6 = state["classifier.0.weight"].view(4096, 512, 7, 7)[::4, :, ::3, ::3]
+    fc7 = state["classifier.3.weight"].view(4096, 4096, 1, 1)[::4, ::4]
+    return {"0.weight": fc6.contiguous(), "0.bias": state["classifier.0.bias"][::4].contiguous(),
+            "3.weight": fc7.contiguous(), "3.bias": state["classifier.3.bias"][::4].contiguous()}
+
+
+def load_backbone_weights(model: torch.nn.Module, name: str, backbone: str, log) -> None:
+    """Shape-matched ImageNet weights into `model.backbone`, whose parameter names are torchvision's."""
+    state = torchvision_state_dict(name)  # offline: UserError
+    load_matching(model.backbone, state, log=log)
+    if model.version == "deeplabv1" and backbone == "vgg16":
+        load_matching(model.head, decimate_vgg_fc(state), log=log)
+
+
+def make_criterion(aux_weight: float):
+    """Cross-entropy ignoring 255; in training a model with an aux head returns (main, aux) and both count."""
+    def criterion(output, target: torch.Tensor) -> torch.Tensor:
+        if isinstance(output, tuple):
+            main, aux = output
+            return (F.cross_entropy(main, target, ignore_index=segmentation.IGNORE_INDEX)
+                    + aux_weight * F.cross_entropy(aux, target, ignore_index=segmentation.IGNORE_INDEX))
+        return F.cross_entropy(output, target, ignore_index=segmentation.IGNORE_INDEX)
+    return criterion
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = get_args_parser().parse_args(argv)
+    crop_size = args.crop_size or (513 if args.data == "voc" else 64)
+    backbone = args.backbone or DEFAULTS[args.model][0]
+    if crop_size < 1:
+        raise UserError(f"--crop-size must be at least 1, got {crop_size}")
+    if args.multi_grid is not None and args.model not in ("deeplabv3", "deeplabv3plus"):
+        raise UserError("--multi-grid is a DeepLab V3/V3+ option")
+    if args.multi_grid is not None and min(args.multi_grid) < 1:
+        raise UserError(f"--multi-grid rates must be at least 1, got {args.multi_grid}")
+    if args.batch_size < 2 and args.model in ("deeplabv3", "deeplabv3plus"):
+        raise UserError(f"--batch-size 1 cannot train {args.model}: the BatchNorm after image pooling sees one value "
+                        "per channel; use --batch-size 2 or more")
+    if args.aux_weight < 0:
+        raise UserError(f"--aux-weight must be >= 0, got {args.aux_weight}")
+    if args.weights_backbone and not args.weights_backbone.startswith(WEIGHTS_PREFIX[backbone]):
+        raise UserError(f"--weights-backbone {args.weights_backbone} does not fit --backbone {backbone} "
+                        f"(expected {WEIGHTS_PREFIX[backbone]}<version>, e.g. {WEIGHTS_PREFIX[backbone]}IMAGENET1K_V1)")
+    rt = runtime.setup(args)
+    train_set, val_set, classes = segmentation.build_datasets(args, crop_size)
+    if len(train_set) < args.batch_size * rt.world_size:
+        raise UserError(f"{len(train_set)} training images are fewer than one batch of {args.batch_size} per process")
+    if rt.is_main:
+        print(f"train set: {len(train_set)} images, val set: {len(val_set)} images ({args.data}, {rt.device})")
+    # drop_last: a last batch of one image would break BatchNorm (image pooling) and gives a noisy step anyway.
+    train_loader, val_loader = data.make_loaders(train_set, val_set, args, rt, collate_fn=segmentation.collate_pad,
+                                                 drop_last=True)
+    kwargs = {"backbone": backbone, "output_stride": args.output_stride, "aux": args.aux}
+    if args.multi_grid is not None:
+        kwargs["multi_grid"] = list(args.multi_grid)
+    model = build_model(args.model, num_classes=len(classes), **kwargs)
+    log = print if rt.is_main else None
+    if args.weights_backbone:
+        load_backbone_weights(model, args.weights_backbone, backbone, log)
+    if args.weights:
+        load_matching(model, args.weights, log=log)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
+    steps = args.epochs * min(len(train_loader), args.limit_batches or len(train_loader))
+    scheduler = segmentation.poly_lr(optimizer, total_steps=steps)
+    meta = engine.Meta(model_name=args.model, class_names=classes,
+                       model_kwargs={**kwargs, "output_stride": model.output_stride},
+                       preprocess={"mean": list(segmentation.MEAN), "std": list(segmentation.STD)},
+                       extra={"crop_size": crop_size})
+    return engine.fit(model, make_criterion(args.aux_weight), optimizer, train_loader, val_loader, args=args, rt=rt,
+                      metric=metrics.ConfusionMatrix(len(classes)), meta=meta, scheduler=scheduler,
+                      scheduler_interval="step")
+
+
+if __name__ == "__main__":
+    cli_main(main)

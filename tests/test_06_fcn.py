@@ -1,0 +1,142 @@
+"""06_fcn: FCN-32s/16s/8s (全卷积, 跳级结构), convolutionalized VGG16 weights, bilinear transposed convs, train/predict."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from util import load
+
+fcn = load("06_fcn", "model")
+
+
+@pytest.mark.parametrize("name", fcn.MODELS)
+def test_output_size_equals_input_size_for_odd_sizes_and_train_step(name: str) -> None:
+    torch.manual_seed(0)
+    model = fcn.build_model(name, num_classes=3, backbone="light").eval()
+    for h, w in ((37, 29), (33, 65), (7, 5)):
+        assert model(torch.randn(1, 3, h, w)).shape == (1, 3, h, w)
+    model.train()
+    x, y = torch.randn(2, 3, 45, 51), torch.randint(0, 3, (2, 45, 51))
+    y[:, :, :4] = 255
+    loss = nn.CrossEntropyLoss(ignore_index=255)(model(x), y)
+    loss.backward()
+    assert torch.isfinite(loss)
+    # the zero-initialised score layer receives a gradient, so the net can learn from its zero start
+    assert model.score_fr.weight.grad.abs().sum() > 0
+
+
+def test_no_linear_layer_anywhere_and_skips_as_specified() -> None:
+    models = {n: fcn.build_model(n, 5, backbone="light") for n in fcn.MODELS}
+    for model in models.values():
+        assert not any(isinstance(m, nn.Linear) for m in model.modules())
+    assert not hasattr(models["fcn32s"], "score_pool4")
+    assert hasattr(models["fcn16s"], "score_pool4") and not hasattr(models["fcn16s"], "score_pool3")
+    assert hasattr(models["fcn8s"], "score_pool3")
+    strides = {n: m.upscore.stride[0] for n, m in models.items()}
+    assert strides == {"fcn32s": 32, "fcn16s": 16, "fcn8s": 8}
+
+
+def test_skips_start_as_no_ops() -> None:
+    """The paper zero-initialises new score layers: an untrained 16s/8s equals 32s with the same weights upsampled."""
+    torch.manual_seed(0)
+    m32 = fcn.build_model("fcn32s", 2, backbone="light").eval()
+    m8 = fcn.build_model("fcn8s", 2, backbone="light").eval()
+    m8.load_state_dict({k: v for k, v in m32.state_dict().items() if not k.startswith("upscore")}, strict=False)
+    nn.init.normal_(m8.score_fr.weight)
+    m32.score_fr.weight.data.copy_(m8.score_fr.weight)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        coarse = m32.score_fr(m32.fc(m32.features(x)))
+        fine = m8(x)
+        expected = m8.upscore(m8.upscore_pool4(m8.upscore2(coarse)))
+    assert torch.allclose(fine, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("factor", [2, 8, 32])
+def test_transposed_conv_starts_as_bilinear_upsampling(factor: int) -> None:
+    up = fcn.upsample(3, factor)
+    x = torch.randn(1, 3, 6, 5)
+    out = up(x)
+    assert out.shape[-2:] == (6 * factor, 5 * factor)
+    ref = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+    inner = (..., slice(factor, -factor), slice(factor, -factor))  # borders differ: zero padding vs edge clamping
+    assert torch.allclose(out[inner], ref[inner], atol=1e-5)
+
+
+def test_convolutionalized_vgg16_fc7_equals_torchvision_classifier() -> None:
+    """fc6 (Linear 25088→4096) as a 7×7 conv and fc7 as a 1×1 conv reproduce torchvision's classifier at 224×224."""
+    import torchvision
+
+    torch.manual_seed(0)
+    vgg = torchvision.models.vgg16(weights=None).eval()
+    model = fcn.build_model("fcn8s", num_classes=21).eval()
+    missing, unexpected = model.load_state_dict(fcn.convolutionalize(vgg.state_dict()), strict=False)
+    assert not unexpected and all(k.startswith(("score", "upscore")) for k in missing)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        pool5 = vgg.features(x)
+        reference = vgg.classifier[:5](torch.flatten(vgg.avgpool(pool5), 1))  # fc6, relu, dropout, fc7, relu
+        ours = model.fc(model.features(x))
+    assert ours.shape == (1, 4096, 7, 7)
+    assert torch.allclose(ours[0, :, 3, 3], reference[0], atol=1e-5)
+    assert reference.abs().max() > 0
+
+
+FAST = ["--data", "synthetic", "--backbone", "light", "--synthetic-size", "8", "-b", "4", "--crop-size", "32",
+        "--epochs", "1", "--print-freq", "1"]
+
+
+def test_train_then_predict_writes_palette_masks_at_the_input_size(tmp_path) -> None:
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train = load("06_fcn", "train")
+    summary = train.main([*FAST, "--model", "fcn16s", "--output-dir", str(tmp_path / "run")])
+    assert 0 <= summary["metrics"]["miou"] <= 1 and len(summary["metrics"]["iou"]) == 6
+    ckpt = torch.load(tmp_path / "run" / "last.pth", weights_only=True)
+    assert ckpt["model_kwargs"] == {"backbone": "light"} and ckpt["class_names"][0] == "background"
+    assert ckpt["scheduler"]["last_epoch"] == 2  # poly LR stepped per iteration: 8 images / batch 4
+    tags = set(EventAccumulator(str(tmp_path / "run")).Reload().Tags()["scalars"])
+    assert {"train_loss", "lr", "test_loss", "test_miou", "test_pixel_accuracy"} <= tags
+
+    image = tmp_path / "odd.png"
+    Image.new("RGB", (45, 33), (30, 200, 90)).save(image)
+    predict = load("06_fcn", "predict")
+    assert predict.main([str(tmp_path / "run" / "last.pth"), str(image), "--output-dir", str(tmp_path / "out")]) == 0
+    mask = Image.open(tmp_path / "out" / "odd_mask.png")
+    assert mask.mode == "P" and mask.size == (45, 33)
+    assert mask.getpalette()[3:6] == [128, 0, 0]  # VOC palette: class 1 is dark red
+    assert Image.open(tmp_path / "out" / "odd_overlay.png").size == (45, 33)
+
+
+def test_train_on_voc_layout_and_bad_input(tmp_path) -> None:
+    from common.errors import UserError
+    from common.synthetic import SyntheticSegmentation, write_voc
+
+    voc = write_voc(tmp_path / "data", {"train": SyntheticSegmentation(4, image_size=36),
+                                        "val": SyntheticSegmentation(2, image_size=35, split="val")})
+    train = load("06_fcn", "train")
+    args = ["--data", "voc", "--data-path", str(tmp_path / "data"), "--backbone", "light", "-b", "2",
+            "--crop-size", "32", "--epochs", "1", "--limit-batches", "1"]
+    summary = train.main([*args, "--output-dir", str(tmp_path / "run")])
+    ckpt = torch.load(tmp_path / "run" / "last.pth", weights_only=True)
+    assert len(ckpt["class_names"]) == 21 and len(summary["metrics"]["iou"]) == 21
+    with pytest.raises(UserError, match="--weights-backbone needs --backbone vgg16"):
+        train.main([*args, "--weights-backbone", "VGG16_Weights.IMAGENET1K_V1", "--output-dir", str(tmp_path / "x")])
+    (voc / "ImageSets" / "Segmentation" / "val.txt").unlink()
+    with pytest.raises(UserError, match="val split"):
+        train.main([*args, "--output-dir", str(tmp_path / "y")])
+
+
+def test_compare_trains_each_model_with_the_same_budget_and_prints_a_table(tmp_path, capsys) -> None:
+    compare = load("06_fcn", "compare")
+    rows = compare.main(["--models", "fcn32s", "fcn8s", "--epochs", "1", "--synthetic-size", "4", "-b", "4",
+                         "--output-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert [r["model"] for r in rows] == ["fcn32s", "fcn8s"]
+    assert rows[0]["params"] > rows[1]["params"]  # the ×32 upsampling kernel outweighs the two skip score layers
+    assert "| model | parameters | mIoU |" in out and "| fcn8s |" in out
+    for name in ("fcn32s", "fcn8s"):
+        ckpt = torch.load(tmp_path / name / "last.pth", weights_only=True)
+        assert ckpt["model_name"] == name and ckpt["args"]["epochs"] == 1 and ckpt["args"]["seed"] == 0

@@ -1,0 +1,258 @@
+"""07_deeplab: the four DeepLab versions' structure (dilation, ASPP, multi-grid, decoder), sizes, training and the CRF."""
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from common.metrics import ConfusionMatrix
+from common.synthetic import SyntheticSegmentation
+from util import load
+
+M = load("07_deeplab", "model")
+CRF = load("07_deeplab", "crf")
+CRF_DEMO = load("07_deeplab", "crf_demo")
+
+
+@functools.cache
+def light(name: str, output_stride: int | None = None, aux: bool = False) -> nn.Module:
+    """Models are built once per configuration (construction dominates these tests); each test sets train/eval itself."""
+    torch.manual_seed(0)
+    return M.build_model(name, 3, backbone="resnet18", output_stride=output_stride, aux=aux)
+
+
+@functools.cache
+def vgg_largefov() -> nn.Module:
+    return M.build_model("deeplabv1", 21)
+
+
+def dilations(module: nn.Module) -> list[int]:
+    return [m.dilation[0] for m in module.modules() if isinstance(m, nn.Conv2d) and m.kernel_size[0] == 3]
+
+
+@pytest.mark.parametrize("name", M.MODELS)
+def test_one_training_step_with_aux(name: str) -> None:
+    model = light(name, aux=True).train()
+    x, y = torch.randn(2, 3, 33, 29), torch.randint(0, 3, (2, 33, 29))
+    out, aux = model(x)
+    assert out.shape == aux.shape == (2, 3, 33, 29)
+    loss = F.cross_entropy(out, y) + 0.4 * F.cross_entropy(aux, y)
+    loss.backward()
+    assert torch.isfinite(loss)
+    first, head = model.backbone.conv1.weight, next(model.head.parameters())
+    assert first.grad.abs().sum() > 0 and head.grad.abs().sum() > 0
+    before = first.detach().clone()
+    torch.optim.SGD(model.parameters(), lr=0.1).step()
+    assert not torch.equal(before, first)
+    model.eval()
+    with torch.no_grad():
+        assert model(x).shape == (2, 3, 33, 29)  # eval: no aux, just the logits
+
+
+@pytest.mark.parametrize("name", M.MODELS)
+@pytest.mark.parametrize("output_stride", [8, 16])
+def test_eval_output_size_odd_inputs_batch_one(name: str, output_stride: int) -> None:
+    model = light(name, output_stride).eval()
+    with torch.no_grad():
+        for h, w in [(17, 23), (37, 30)]:
+            assert model(torch.randn(1, 3, h, w)).shape == (1, 3, h, w)
+
+
+@pytest.mark.parametrize("name", ["deeplabv3", "deeplabv3plus"])
+def test_training_with_batch_one_is_a_clear_error(name: str) -> None:
+    model = light(name).train()
+    with pytest.raises(ValueError, match="batch of at least 2"):
+        model(torch.randn(1, 3, 32, 32))
+
+
+def test_v1_v2_train_with_batch_one() -> None:
+    for name in ("deeplabv1", "deeplabv2"):
+        model = light(name).train()
+        assert model(torch.randn(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+
+
+def test_deeplabv1_vgg16_largefov_matches_published_structure_and_20_5m_params() -> None:
+    model = vgg_largefov()
+    f = model.backbone.features
+    assert [f[i].stride for i in (4, 9, 16)] == [2, 2, 2]          # pool1-3 keep their stride: output stride 8
+    assert (f[23].stride, f[23].kernel_size, f[30].stride) == (1, 3, 1)  # pool4/pool5 at stride 1, 3×3 as in DeepLab
+    assert dilations(f) == [1] * 10 + [2] * 3                      # conv5_x dilated by 2
+    fc6, fc7 = model.head[0], model.head[3]
+    assert (fc6.kernel_size, fc6.dilation, fc6.out_channels, fc7.out_channels) == ((3, 3), (12, 12), 1024, 1024)
+    assert sum(p.numel() for p in model.parameters()) == 20_505_429  # published: 20.5M
+    features = model.backbone.features(torch.randn(1, 3, 64, 48))
+    assert features.shape[-2:] == (8, 6)
+
+
+def test_deeplabv2_aspp_sums_four_branches_at_rates_6_12_18_24() -> None:
+    model = light("deeplabv2")
+    branches = model.head.branches
+    assert len(branches) == 4 and [b.dilation[0] for b in branches] == [6, 12, 18, 24]
+    assert all(b.out_channels == 3 and b.kernel_size == (3, 3) for b in branches)  # each branch outputs class scores
+    x = torch.randn(2, 512, 5, 5)
+    assert torch.allclose(model.head(x), sum(b(x) for b in branches), atol=1e-5)
+    assert dilations(model.backbone.layer3) == [2] * 4 and dilations(model.backbone.layer4) == [4] * 4  # OS 8, no grid
+    os16 = light("deeplabv2", 16)
+    assert [b.dilation[0] for b in os16.head.branches] == [3, 6, 9, 12]  # same field of view at stride 16
+
+
+@pytest.mark.parametrize("backbone, output_stride, rates, grid", [("resnet50", 16, [6, 12, 18], [2, 4, 8]),
+                                                                  ("resnet18", 8, [12, 24, 36], [4, 8])])
+def test_deeplabv3_aspp_branches_rates_bn_and_multi_grid(backbone: str, output_stride: int, rates: list[int],
+                                                         grid: list[int]) -> None:
+    """Multi-grid (1, 2, 4) times the block4 rate (2 at stride 16, 4 at 8); ResNet-18's block4 has two units."""
+    model = light("deeplabv3", output_stride) if backbone == "resnet18" else \
+        M.build_model("deeplabv3", 3, backbone=backbone, output_stride=output_stride)
+    aspp = model.head[0]
+    conv1x1, *atrous, pooling = aspp.branches
+    assert len(aspp.branches) == 5 and conv1x1[0].kernel_size == (1, 1)
+    assert [b[0].dilation[0] for b in atrous] == rates and all(b[0].kernel_size == (3, 3) for b in atrous)
+    assert isinstance(pooling, M.ImagePooling) and isinstance(pooling[0], nn.AdaptiveAvgPool2d)
+    assert all(any(isinstance(m, nn.BatchNorm2d) for m in b.modules()) for b in aspp.branches)
+    assert (aspp.project[0].in_channels, aspp.project[0].out_channels, aspp.project[0].kernel_size) == (1280, 256, (1, 1))
+    assert [blk.conv2.dilation[0] for blk in model.backbone.layer4] == grid
+    strides = [m.stride[0] for m in model.backbone.layer4.modules() if isinstance(m, nn.Conv2d)]
+    assert set(strides) == {1}
+    model.eval()
+    with torch.no_grad():
+        stage_sizes = []
+        x = torch.randn(1, 3, 64, 64)
+        for stage in model.stages:
+            for n in stage:
+                x = model.backbone.get_submodule(n)(x)
+            stage_sizes.append(x.shape[-1])
+    assert stage_sizes[-1] == 64 // output_stride
+
+
+def test_deeplabv3plus_decoder_uses_stride4_features_reduced_to_48() -> None:
+    model = light("deeplabv3plus").eval()
+    seen = {}
+    model.decoder.reduce.register_forward_hook(lambda m, i, o: seen.update(low=i[0].shape, reduced=o.shape))
+    model.decoder.fuse.register_forward_hook(lambda m, i, o: seen.update(fused_in=i[0].shape))
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 63, 41)).shape == (1, 3, 63, 41)
+    assert seen["low"] == (1, 64, 16, 11)    # ResNet conv2_x (layer1) output at stride 4
+    assert seen["reduced"][1] == 48
+    assert seen["fused_in"][1] == 256 + 48
+
+
+def test_backbone_keeps_torchvision_names_and_shapes() -> None:
+    for name, ours in (("resnet18", light("deeplabv3").backbone.state_dict()),
+                       ("vgg16", vgg_largefov().backbone.state_dict())):
+        with torch.device("meta"):
+            theirs = getattr(torchvision.models, name)().state_dict()
+        assert set(ours) <= set(theirs) and all(ours[k].shape == theirs[k].shape for k in ours)
+        assert {k.split(".")[0] for k in set(theirs) - set(ours)} <= {"fc", "classifier"}
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="output_stride"):
+        M.build_model("deeplabv3", 3, backbone="resnet18", output_stride=32)
+    with pytest.raises(ValueError, match="backbone"):
+        M.build_model("deeplabv3", 3, backbone="alexnet")
+    with pytest.raises(ValueError, match="multi-grid"):
+        M.build_model("deeplabv2", 3, backbone="resnet18", multi_grid=(1, 2, 4))
+
+
+def test_crf_raises_miou_of_noisy_blurred_prediction() -> None:
+    before, after = ConfusionMatrix(6), ConfusionMatrix(6)
+    for image, label, probs in CRF_DEMO.noisy_blurred_predictions(3):
+        refined = CRF.crf_refine(probs, image, CRF.CRFParams(iterations=5))
+        assert refined.shape == probs.shape and torch.allclose(refined.sum(1), torch.ones(1, 64, 64), atol=1e-4)
+        before.update(probs, label)
+        after.update(refined, label)
+    b, a = before.compute()["miou"], after.compute()["miou"]
+    assert a > b + 0.05, (b, a)
+
+
+def test_crf_bilateral_kernel_stops_at_colour_edges_and_checks_inputs() -> None:
+    image = torch.zeros(1, 3, 8, 8)
+    image[..., 4:] = 255.0  # left half black, right half white
+    offsets, weights = CRF.pairwise_weights(image, CRF.CRFParams(window=3, dilation=1, spatial_weight=0.0))
+    right = weights[offsets.index((0, 1))][0, 0]
+    assert right[0, 0] > 0.1 and right[0, 3] < 1e-6 * right[0, 0]  # same colour vs across the edge
+    assert right[0, 7] == 0  # no neighbour outside the image
+    assert torch.equal(CRF.crf_refine(torch.full((1, 2, 8, 8), 0.5), image, CRF.CRFParams(iterations=0)),
+                       torch.full((1, 2, 8, 8), 0.5))
+    with pytest.raises(ValueError, match="same size"):
+        CRF.crf_refine(torch.rand(1, 2, 8, 8), torch.rand(1, 3, 8, 9))
+    with pytest.raises(ValueError, match="odd window"):
+        CRF.CRFParams(window=4)
+
+
+TRAIN = load("07_deeplab", "train")
+PREDICT = load("07_deeplab", "predict")
+
+
+def test_criterion_adds_weighted_aux_loss_and_ignores_void() -> None:
+    main, aux = torch.randn(2, 3, 5, 5), torch.randn(2, 3, 5, 5)
+    target = torch.randint(0, 3, (2, 5, 5))
+    target[:, 0] = 255
+    ce = lambda x: F.cross_entropy(x, target, ignore_index=255)  # noqa: E731
+    criterion = TRAIN.make_criterion(0.4)
+    assert torch.allclose(criterion((main, aux), target), ce(main) + 0.4 * ce(aux))
+    assert torch.allclose(criterion(main, target), ce(main))
+    target[:] = 255
+    target[0, 1, 1] = 2
+    assert torch.allclose(criterion(main, target), -main[0, :, 1, 1].log_softmax(0)[2])
+
+
+def test_train_then_predict_with_crf(tmp_path, monkeypatch) -> None:
+    from PIL import Image
+
+    out = tmp_path / "run"
+    summary = TRAIN.main(["--data", "synthetic", "--model", "deeplabv3plus", "--backbone", "resnet18", "--aux",
+                          "--synthetic-size", "8", "-b", "2", "--crop-size", "32", "--epochs", "1", "--limit-batches",
+                          "2", "--output-dir", str(out), "--device", "cpu"])
+    ckpt = torch.load(summary["checkpoint"], weights_only=True)
+    assert ckpt["model_kwargs"] == {"backbone": "resnet18", "output_stride": 16, "aux": True}
+    assert 0 <= summary["metrics"]["miou"] <= 1
+    image = tmp_path / "odd.png"
+    Image.fromarray(SyntheticSegmentation(size=1, image_size=64).sample(0)[0][:45, :37]).save(image)
+    calls = []
+
+    def spy(probs, rgb, params):
+        calls.append((probs.shape, float(rgb.max()), params.iterations))
+        return CRF.crf_refine(probs, rgb, params)
+
+    monkeypatch.setattr(PREDICT, "crf_refine", spy)
+    assert PREDICT.main([str(summary["checkpoint"]), str(image), "--output-dir", str(tmp_path / "pred"), "--crf",
+                         "--crf-iterations", "2"]) == 0
+    assert calls == [((1, 6, 45, 37), calls[0][1], 2)] and calls[0][1] > 1  # full-size probabilities, RGB in 0-255
+    with Image.open(tmp_path / "pred" / "odd_mask.png") as mask:
+        assert mask.mode == "P" and mask.size == (37, 45)
+    assert (tmp_path / "pred" / "odd_overlay.png").exists()
+    with pytest.raises(TRAIN.UserError, match="odd window"):
+        PREDICT.main([str(summary["checkpoint"]), str(image), "--crf", "--crf-window", "4"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--model", "deeplabv3", "-b", "1"], "--batch-size 1 cannot train deeplabv3"),
+    (["--model", "deeplabv2", "--multi-grid", "1", "2"], "V3/V3\\+ option"),
+    (["--model", "deeplabv3", "--backbone", "resnet18", "--weights-backbone", "ResNet50_Weights.IMAGENET1K_V1"],
+     "does not fit --backbone resnet18"),
+])
+def test_bad_training_flags_are_one_line_errors(tmp_path, flags: list[str], message: str) -> None:
+    with pytest.raises(TRAIN.UserError, match=message):
+        TRAIN.main(["--data", "synthetic", "--synthetic-size", "4", "--output-dir", str(tmp_path), *flags])
+
+
+def test_backbone_weights_load_by_name_and_vgg_fc_decimation(monkeypatch) -> None:
+    source = torchvision.models.resnet18().state_dict()
+    monkeypatch.setattr(TRAIN, "torchvision_state_dict", lambda name: source)
+    model = M.build_model("deeplabv3", 3, backbone="resnet18")
+    TRAIN.load_backbone_weights(model, "ResNet18_Weights.IMAGENET1K_V1", "resnet18", log=None)
+    assert all(torch.equal(v, source[k]) for k, v in model.backbone.state_dict().items())
+    fc6 = torch.zeros(4096, 25088)
+    fc6.view(4096, 512, 7, 7)[4, 3, 3, 6] = 7.0  # channel 4 → 1; taps 3, 6 of the 7×7 → 1, 2 of the 3×3
+    fc7 = torch.zeros(4096, 4096)
+    fc7[8, 12] = 5.0
+    head = TRAIN.decimate_vgg_fc({"classifier.0.weight": fc6, "classifier.0.bias": torch.arange(4096.0),
+                                  "classifier.3.weight": fc7, "classifier.3.bias": torch.arange(4096.0)})
+    assert head["0.weight"].shape == (1024, 512, 3, 3) and head["0.weight"][1, 3, 1, 2] == 7.0
+    assert head["0.weight"].sum() == 7.0 and head["3.weight"].shape == (1024, 1024, 1, 1)
+    assert head["3.weight"][2, 3, 0, 0] == 5.0 and head["3.bias"][1] == 4.0

@@ -1,0 +1,230 @@
+"""common/segmentation.py and common/seg_predict.py: VOC layout, joint transforms, padding, void, poly LR, predict."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+
+from common import seg_predict, segmentation
+from common.errors import UserError
+from common.metrics import ConfusionMatrix
+from common.palette import to_palette_image
+from common.synthetic import SyntheticSegmentation, write_voc
+
+# Seven corners of the RGB cube, none black: no colour is a blend of the others, and black marks the image padding.
+CORNERS = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [255, 0, 255], [0, 255, 255],
+                    [255, 255, 255]], dtype=np.uint8)
+# The label drawn in each colour: far apart, so a mask blended between two classes (bilinear, not nearest) shows up as a
+# value outside this set.
+LABELS = np.array([0, 20, 7, 14, 3, 17, 10], dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def voc_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("voc")
+    write_voc(root, {"train": SyntheticSegmentation(4, image_size=40, split="train"),
+                     "val": SyntheticSegmentation(3, image_size=40, split="val")})
+    return root
+
+
+def colour_coded_pair(rng: np.random.Generator, h: int = 48, w: int = 40) -> tuple[Image.Image, Image.Image]:
+    """An image whose colour encodes its label (CORNERS[k] ↔ LABELS[k]) in 8×8 blocks: the mask can be recomputed."""
+    blocks = rng.integers(0, len(CORNERS), (h // 8 + 1, w // 8 + 1))
+    index = np.kron(blocks, np.ones((8, 8), dtype=np.int64))[:h, :w]
+    return Image.fromarray(CORNERS[index]), to_palette_image(LABELS[index])
+
+
+def test_voc_layout_loads_through_torchvision_and_matches_the_drawn_masks(voc_root: Path) -> None:
+    ds = segmentation.VOCSegmentationFiles(voc_root, "train", segmentation.SegEvalTransform(), num_classes=6)
+    assert len(ds) == 4
+    image, mask = ds[1]
+    _, expected = SyntheticSegmentation(4, image_size=40, split="train").sample(1)
+    assert image.shape == (3, 40, 40) and image.dtype == torch.float32
+    assert torch.equal(mask, torch.from_numpy(expected).long())  # palette PNG round trip: indices, 255 kept
+    assert (mask == 255).any()
+
+
+def test_void_band_is_ignored_by_the_loss_and_by_miou(voc_root: Path) -> None:
+    ds = segmentation.VOCSegmentationFiles(voc_root, "val", segmentation.SegEvalTransform(), num_classes=6)
+    _, mask = segmentation.collate_pad([ds[i] for i in range(len(ds))])
+    void = mask == 255
+    assert void.any()
+    # logits perfect on labelled pixels and confidently "class 1" on the void band
+    predicted = mask.clone()
+    predicted[void] = 1
+    logits = F.one_hot(predicted, 6).permute(0, 3, 1, 2).float() * 40 - 20
+    criterion = nn.CrossEntropyLoss(ignore_index=255)
+    assert criterion(logits, mask).item() < 1e-6
+    cm = ConfusionMatrix(6)
+    cm.update(logits, mask)
+    assert cm.compute()["miou"] == pytest.approx(1.0) and cm.compute()["pixel_accuracy"] == pytest.approx(1.0)
+    # the same logits scored against the band relabelled as background: now it counts, and hurts
+    relabelled = mask.clone()
+    relabelled[void] = 0
+    assert criterion(logits, relabelled).item() > 1
+    cm.reset()
+    cm.update(logits, relabelled)
+    assert cm.compute()["miou"] < 0.95
+
+
+def test_bad_label_is_a_user_error_naming_the_file(tmp_path: Path) -> None:
+    voc = write_voc(tmp_path, {"train": SyntheticSegmentation(2, image_size=24)})
+    bad = voc / "SegmentationClass" / "train_00001.png"
+    labels = np.asarray(Image.open(bad)).copy()
+    labels[0, 0] = 30
+    to_palette_image(labels).save(bad)
+    with pytest.raises(UserError, match=r"train_00001\.png.*\[30\]"):
+        segmentation.VOCSegmentationFiles(tmp_path, "train", None, num_classes=21)
+
+
+def test_size_mismatch_is_a_user_error_naming_the_pair(tmp_path: Path) -> None:
+    voc = write_voc(tmp_path, {"train": SyntheticSegmentation(2, image_size=24)})
+    Image.new("RGB", (25, 24)).save(voc / "JPEGImages" / "train_00000.jpg")
+    with pytest.raises(UserError, match=r"train_00000\.jpg is 25x24 but its mask .*train_00000\.png is 24x24"):
+        segmentation.VOCSegmentationFiles(tmp_path, "train", None)
+
+
+def test_rgb_mask_and_missing_data_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="--download"):
+        segmentation.VOCSegmentationFiles(tmp_path / "nothing", "train", None)
+    voc = write_voc(tmp_path, {"train": SyntheticSegmentation(1, image_size=24)})
+    Image.new("RGB", (24, 24)).save(voc / "SegmentationClass" / "train_00000.png")
+    with pytest.raises(UserError, match=r"train_00000\.png: mask mode 'RGB'"):
+        segmentation.VOCSegmentationFiles(tmp_path, "train", None)
+
+
+def test_train_transform_keeps_image_and_mask_aligned() -> None:
+    """Scale, pad, crop and flip: wherever the output pixel is still a pure class colour, the mask says that class;
+    wherever the image is padding (black), the mask is 255; and no label is invented between two classes."""
+    rng = np.random.default_rng(0)
+    transform = segmentation.SegTrainTransform(crop_size=36, mean=(0, 0, 0), std=(1, 1, 1))
+    torch.manual_seed(0)
+    checked = 0
+    for _ in range(12):
+        image, mask = colour_coded_pair(rng)
+        img, target = transform(image, mask)
+        assert img.shape == (3, 36, 36) and target.shape == (36, 36) and target.dtype == torch.int64
+        rgb = (img * 255).round().permute(1, 2, 0).numpy()
+        labels = target.numpy()
+        assert set(np.unique(labels)) <= set(LABELS.tolist()) | {255}
+        for colour, label in zip(CORNERS, LABELS):
+            pure = np.abs(rgb - colour).max(-1) <= 1
+            assert (labels[pure] == label).all()
+            checked += int(pure.sum())
+        black = np.abs(rgb).max(-1) <= 1
+        assert (labels[black] == 255).all() and (labels[~black] != 255).all()
+    assert checked > 12 * 36 * 36 * 0.3  # most pixels are pure: the check is not vacuous
+
+
+def test_train_transform_scales_within_range_and_flips() -> None:
+    """With a crop larger than any scaled image nothing is cut: the labelled region's side is 20 × the random scale
+    (0.5–2.0), and it sits on the left (padding right) unless the flip moved it to the right."""
+    rng = np.random.default_rng(1)
+    image, mask = colour_coded_pair(rng, 20, 20)
+    transform = segmentation.SegTrainTransform(crop_size=41, mean=(0, 0, 0), std=(1, 1, 1))
+    torch.manual_seed(0)
+    sizes, sides = set(), set()
+    for _ in range(40):
+        _, target = transform(image, mask)
+        valid = target != 255
+        rows, cols = valid.any(1), valid.any(0)
+        h, w = int(rows.sum()), int(cols.sum())
+        assert h == w and 10 <= h <= 40 and bool(rows[0])
+        sizes.add(h)
+        if w < 40:
+            sides.add("right" if bool(cols[-1]) else "left")
+    assert len(sizes) > 10 and sides == {"left", "right"}
+
+
+def test_collate_pad_pads_images_with_zero_and_masks_with_255() -> None:
+    a = (torch.ones(3, 5, 7), torch.zeros(5, 7, dtype=torch.long))
+    b = (torch.ones(3, 8, 4), torch.ones(8, 4, dtype=torch.long))
+    images, masks = segmentation.collate_pad([a, b])
+    assert images.shape == (2, 3, 8, 7) and masks.shape == (2, 8, 7)
+    assert images[0, :, 5:].abs().sum() == 0 and (masks[0, 5:] == 255).all() and (masks[0, :5] == 0).all()
+    assert (masks[1, :, 4:] == 255).all() and images[1, :, :, :4].min() == 1
+
+
+def test_build_datasets_synthetic_sizes() -> None:
+    args = argparse.Namespace(data="synthetic", synthetic_size=8, seed=0, data_path=Path("unused"), download=False)
+    train, val, classes = segmentation.build_datasets(args, crop_size=32, image_size=48)
+    assert (len(train), len(val)) == (8, 2) and classes[0] == "background"
+    assert train[0][0].shape == (3, 32, 32) and val[0][0].shape == (3, 48, 48)
+
+
+def test_poly_lr_warms_up_then_decays_to_zero() -> None:
+    param = nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    scheduler = segmentation.poly_lr(optimizer, total_steps=100, warmup_steps=10)
+    lrs = []
+    for _ in range(100):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == pytest.approx(0.1) and lrs[10] == pytest.approx(1.0)
+    assert all(a < b for a, b in zip(lrs[:10], lrs[1:11])) and all(a > b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lrs[55] == pytest.approx((1 - 45 / 90) ** 0.9)
+    assert optimizer.param_groups[0]["lr"] == 0.0
+    with pytest.raises(ValueError):
+        segmentation.poly_lr(optimizer, total_steps=5, warmup_steps=5)
+
+
+def test_poly_lr_resume_continues_exactly_and_follows_a_longer_run(tmp_path: Path) -> None:
+    """The state_dict (saved and loaded with weights_only) carries the position; the curve comes from the arguments."""
+    def run(total: int, steps: int, state: dict | None = None) -> tuple[list[float], dict]:
+        optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+        scheduler = segmentation.poly_lr(optimizer, total_steps=total)
+        if state is not None:
+            scheduler.load_state_dict(state)
+        lrs = []
+        for _ in range(steps):
+            optimizer.step()
+            scheduler.step()
+            lrs.append(optimizer.param_groups[0]["lr"])
+        return lrs, scheduler.state_dict()
+
+    full, _ = run(40, 40)
+    first, state = run(40, 15)
+    torch.save(state, tmp_path / "sched.pth")
+    rest, _ = run(40, 25, torch.load(tmp_path / "sched.pth", weights_only=True))
+    assert first + rest == pytest.approx(full)
+    longer, _ = run(80, 10, state)
+    assert longer[-1] == pytest.approx(segmentation.poly_factor(25, 80, warmup_steps=1)) and longer[-1] > 0.5
+
+
+class TwoClassByBrightness(nn.Module):
+    """Class 1 where the image is bright: a model whose right answer is known, for predict tests."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bright = x.mean(1, keepdim=True)
+        return torch.cat([-bright, bright], 1) * 10
+
+
+def test_predict_mask_full_size_and_postprocess_hook() -> None:
+    image = Image.new("RGB", (31, 17), (0, 0, 0))
+    image.paste((255, 255, 255), (10, 0, 31, 17))
+    mask = seg_predict.predict_mask(TwoClassByBrightness(), image, torch.device("cpu"))
+    assert mask.shape == (17, 31) and (mask[:, :10] == 0).all() and (mask[:, 10:] == 1).all()
+    seen = {}
+
+    def postprocess(probs: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+        seen["shapes"] = (tuple(probs.shape), tuple(rgb.shape), float(rgb.max()))
+        return probs.flip(1)
+
+    flipped = seg_predict.predict_mask(TwoClassByBrightness(), image, torch.device("cpu"), postprocess=postprocess)
+    assert seen["shapes"] == ((1, 2, 17, 31), (1, 3, 17, 31), 255.0)
+    assert (flipped == 1 - mask).all()
+
+
+def test_overlay_tints_only_object_pixels() -> None:
+    image = Image.new("RGB", (4, 2), (100, 100, 100))
+    mask = np.array([[0, 1, 255, 15], [0, 0, 0, 0]], dtype=np.uint8)
+    out = np.asarray(seg_predict.overlay(image, mask, alpha=0.5))
+    assert (out[1] == 100).all() and (out[0, 0] == 100).all() and (out[0, 2] == 100).all()
+    assert tuple(out[0, 1]) == (114, 50, 50)  # VOC colour of class 1 is (128, 0, 0)
