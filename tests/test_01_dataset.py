@@ -87,7 +87,7 @@ def test_label_files_round_trip(ds, ml, tmp_path):
 
 
 def loader_args(train, *extra):
-    return train.get_args_parser().parse_args(["--data", "synthetic", "-b", "2", *extra])
+    return train.get_args_parser().parse_args(["--data", "synthetic", "-b", "2", "-j", "0", *extra])
 
 
 def test_drop_last_drops_the_remainder_and_batches_have_the_right_shape(train, tmp_path):

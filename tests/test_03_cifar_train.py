@@ -43,6 +43,7 @@ def test_training_learns_and_logs_the_notes_tags(train, tmp_path):
     ckpt = torch.load(tmp_path / "best.pth", weights_only=True)
     assert ckpt["model_name"] == "tudui" and ckpt["class_names"][0] == "disk" and ckpt["epoch"] in (0, 1, 2)
     assert ckpt["args"]["output_dir"] == str(tmp_path) and ckpt["preprocess"]["resize"] == [32, 32]
+    assert ckpt["args"]["workers"] == 0  # -j defaults to 0 on a CPU: workers would compete with the model
 
 
 @pytest.mark.parametrize("loader", ["tensor", "dataloader"])
