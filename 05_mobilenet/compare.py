@@ -14,7 +14,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model import build_model, count_params_and_macs  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common.complexity import count_params_and_macs  # noqa: E402
+from model import build_model  # noqa: E402
 
 CONFIGS = [("mobilenet_v1", 1.0), ("mobilenet_v1", 0.5), ("mobilenet_v2", 1.0), ("mobilenet_v2", 0.5)]
 

@@ -20,7 +20,8 @@ from common import cli, engine, metrics, runtime  # noqa: E402
 from common.classification import classification_loaders  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.weights import freeze, load_matching  # noqa: E402
-from model import MODELS, build_model, count_params_and_macs  # noqa: E402
+from common.complexity import count_params_and_macs  # noqa: E402
+from model import MODELS, build_model  # noqa: E402
 
 SYNTHETIC_SIZE = 4000
 NATIVE_SIZE = {"synthetic": 32, "cifar10": 32, "imagefolder": 224}

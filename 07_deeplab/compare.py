@@ -15,9 +15,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 import train  # noqa: E402
+from common.complexity import count_params_and_macs  # noqa: E402
 from common.errors import cli_main  # noqa: E402
 from common.synthetic import SyntheticSegmentation  # noqa: E402
-from complexity import load_counter  # noqa: E402
 from model import BACKBONES, MODELS, build_model  # noqa: E402
 
 BAR = SyntheticSegmentation.CLASSES.index("bar")  # the thin class (1-3 px lines): where a decoder should help
@@ -34,7 +34,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--output-dir", type=Path, default=Path("runs/07_deeplab/compare"))
     args = parser.parse_args(argv)
-    count = load_counter()
     rows = []
     for name in args.models:
         start = time.perf_counter()
@@ -45,7 +44,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             flags += ["--output-stride", str(args.output_stride)]
         summary = train.main(flags)
         model = build_model(name, 6, backbone=args.backbone, output_stride=args.output_stride)
-        cost = count(model, 513)
+        cost = count_params_and_macs(model, 513)
         rows.append({"model": name, "output_stride": model.output_stride, "miou": summary["metrics"]["miou"],
                      "best_miou": summary["best_metric"], "bar_iou": summary["metrics"]["iou"][BAR],
                      "seconds": time.perf_counter() - start, **cost})

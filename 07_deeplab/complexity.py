@@ -3,24 +3,18 @@
     python 07_deeplab/complexity.py                       # paper backbones
     python 07_deeplab/complexity.py --backbone resnet18   # the light backbone of the synthetic runs
 
-Counting reuses 05_mobilenet's `count_params_and_macs` (conv + linear multiply-accumulates on the meta device, so no compute
-and no memory at any size), loaded by path: one counter for the whole repo.
+Counting is `common/complexity.py`'s `count_params_and_macs` (conv + linear multiply-accumulates on the meta device, so no
+compute and no memory at any size): one counter for the whole repo.
 """
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+from common.complexity import count_params_and_macs  # noqa: E402
 from model import BACKBONES, MODELS, build_model  # noqa: E402
-
-
-def load_counter():
-    spec = importlib.util.spec_from_file_location("mobilenet_model", HERE.parent / "05_mobilenet" / "model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.count_params_and_macs
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -30,13 +24,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--size", type=int, default=513)
     parser.add_argument("--num-classes", type=int, default=21)
     args = parser.parse_args(argv)
-    count = load_counter()
     rows = []
     print(f"| model | backbone | output stride | params | mult-adds at {args.size}×{args.size} |")
     print("| --- | --- | --- | --- | --- |")
     for name in MODELS:
         model = build_model(name, args.num_classes, backbone=args.backbone, output_stride=args.output_stride)
-        r = count(model, args.size)
+        r = count_params_and_macs(model, args.size)
         rows.append({"model": name, "backbone": model.backbone_name, "output_stride": model.output_stride, **r})
         print(f"| {name} | {model.backbone_name} | {model.output_stride} | {r['params'] / 1e6:.2f}M | {r['macs'] / 1e9:.1f}G |")
     return rows

@@ -11,6 +11,7 @@ import torchvision
 from PIL import Image
 from torch import nn
 
+from common.complexity import count_params_and_macs
 from common.errors import UserError
 from common.synthetic import SyntheticShapes, write_imagefolder
 from util import load, training_step_ops
@@ -22,7 +23,7 @@ M = load("05_mobilenet", "model")
 @pytest.mark.parametrize("alpha, params_m, macs_m",
                          [(1.0, 4.2, 569), (0.75, 2.6, 325), (0.5, 1.3, 149), (0.25, 0.5, 41)])
 def test_v1_width_multiplier_matches_paper_table(alpha: float, params_m: float, macs_m: float) -> None:
-    cost = M.count_params_and_macs(M.build_model("mobilenet_v1", 1000, width_mult=alpha), 224)
+    cost = count_params_and_macs(M.build_model("mobilenet_v1", 1000, width_mult=alpha), 224)
     assert cost["macs"] / 1e6 == pytest.approx(macs_m, rel=0.02)
     # The paper prints parameters to 0.1M (our 0.47M is printed as 0.5M): within 2%, or within its rounding (±0.05M).
     assert abs(cost["params"] / 1e6 - params_m) <= max(0.02 * params_m, 0.05)
@@ -31,7 +32,7 @@ def test_v1_width_multiplier_matches_paper_table(alpha: float, params_m: float, 
 
 @pytest.mark.parametrize("size, macs_m", [(224, 569), (192, 418), (160, 290), (128, 186)])
 def test_v1_resolution_multiplier_matches_paper_table(size: int, macs_m: int) -> None:
-    cost = M.count_params_and_macs(M.build_model("mobilenet_v1", 1000), size)
+    cost = count_params_and_macs(M.build_model("mobilenet_v1", 1000), size)
     assert cost["macs"] / 1e6 == pytest.approx(macs_m, rel=0.02)
     assert cost["params"] / 1e6 == pytest.approx(4.2, rel=0.02)  # ρ changes cost, never parameters
 
@@ -54,8 +55,8 @@ def test_separable_cost_formula_and_real_layers(m_ch: int, n_ch: int, k: int, f:
     standard = nn.Conv2d(m_ch, n_ch, k, padding=k // 2, bias=False)
     separable = nn.Sequential(nn.Conv2d(m_ch, m_ch, k, padding=k // 2, groups=m_ch, bias=False),
                               nn.Conv2d(m_ch, n_ch, 1, bias=False))
-    counted_std = M.count_params_and_macs(standard, f, in_channels=m_ch)
-    counted_sep = M.count_params_and_macs(separable, f, in_channels=m_ch)
+    counted_std = count_params_and_macs(standard, f, in_channels=m_ch)
+    counted_sep = count_params_and_macs(separable, f, in_channels=m_ch)
     assert (cost["standard_params"], cost["standard_macs"]) == (counted_std["params"], counted_std["macs"])
     assert (cost["separable_params"], cost["separable_macs"]) == (counted_sep["params"], counted_sep["macs"])
     exact = Fraction(1, n_ch) + Fraction(1, k * k)
@@ -67,7 +68,7 @@ def test_separable_cost_formula_and_real_layers(m_ch: int, n_ch: int, k: int, f:
 def test_counter_counts_linear_and_transposed_conv() -> None:
     model = nn.Sequential(nn.ConvTranspose2d(4, 2, 4, stride=2, padding=1, bias=False), nn.Flatten(),
                           nn.Linear(2 * 16 * 16, 5))
-    cost = M.count_params_and_macs(model, 8, in_channels=4)
+    cost = count_params_and_macs(model, 8, in_channels=4)
     assert cost["macs"] == 4 * 8 * 8 * 2 * 16 + 512 * 5
     assert cost["params"] == 4 * 2 * 16 + 512 * 5 + 5
 
@@ -87,7 +88,7 @@ def test_v2_state_dict_equals_torchvision_and_outputs_match() -> None:
     x = torch.randn(2, 3, 96, 96)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), reference(x), rtol=0, atol=0)
-    cost = M.count_params_and_macs(ours, 224)  # paper Table 4: 300M mult-adds; torchvision's meta says 0.301 GOPs
+    cost = count_params_and_macs(ours, 224)  # paper Table 4: 300M mult-adds; torchvision's meta says 0.301 GOPs
     ops = torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1.meta["_ops"]
     assert cost["macs"] / 1e9 == pytest.approx(ops, rel=0.01)
 

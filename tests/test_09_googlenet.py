@@ -9,12 +9,13 @@ import torchvision
 from PIL import Image
 from torch import nn
 
+from common.complexity import count_params_and_macs
 from common.errors import UserError
 from common.synthetic import SyntheticShapes
 from util import load, training_step_ops
 
 G = load("09_googlenet", "model")
-COUNT = load("05_mobilenet", "model").count_params_and_macs
+COUNT = count_params_and_macs
 
 
 def _torchvision_googlenet(**kwargs) -> nn.Module:
