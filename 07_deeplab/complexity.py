@@ -3,8 +3,8 @@
     python 07_deeplab/complexity.py                       # paper backbones
     python 07_deeplab/complexity.py --backbone resnet18   # the light backbone of the synthetic runs
 
-Counting is `common/complexity.py`'s `count_params_and_macs` (conv + linear multiply-accumulates on the meta device, so no
-compute and no memory at any size): one counter for the whole repo.
+Counting is `common/complexity.py`'s `count_params_and_macs` (conv + linear multiply-accumulates on the meta device,
+so no compute and no memory at any size): one counter for the whole repo.
 """
 import argparse
 import sys
@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         model = build_model(name, args.num_classes, backbone=args.backbone, output_stride=args.output_stride)
         r = count_params_and_macs(model, args.size)
         rows.append({"model": name, "backbone": model.backbone_name, "output_stride": model.output_stride, **r})
-        print(f"| {name} | {model.backbone_name} | {model.output_stride} | {r['params'] / 1e6:.2f}M | {r['macs'] / 1e9:.1f}G |")
+        print(f"| {name} | {model.backbone_name} | {model.output_stride} | {r['params'] / 1e6:.2f}M "
+              f"| {r['macs'] / 1e9:.1f}G |")
     return rows
 
 

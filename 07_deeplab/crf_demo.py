@@ -31,7 +31,7 @@ from model import build_model  # noqa: E402
 
 def noisy_blurred_predictions(n: int, blur: int = 7, noise: float = 0.8, seed: int = 0
                               ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """(RGB image 1×3×64×64 in 0-255, label 1×64×64 with VOC's 255 band, probabilities 1×6×64×64) per synthetic image."""
+    """(RGB 1×3×64×64 in 0-255, label 1×64×64 with VOC's 255 band, probabilities 1×6×64×64) per synthetic image."""
     g = torch.Generator().manual_seed(seed)
     data = SyntheticSegmentation(size=n, image_size=64, seed=seed, split="val")
     out = []
@@ -47,7 +47,7 @@ def noisy_blurred_predictions(n: int, blur: int = 7, noise: float = 0.8, seed: i
 
 @torch.inference_mode()
 def model_predictions(checkpoint: Path, n: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """The same triples, with a trained model's probabilities on the synthetic validation images (train.py's val set)."""
+    """The same triples with a trained model's probabilities on the synthetic validation images (train.py's val)."""
     model, _, preprocess = load_for_prediction(checkpoint, build_model)
     data = SyntheticSegmentation(size=n, image_size=64, split="val")
     out = []
@@ -68,7 +68,10 @@ def main(argv: list[str] | None = None) -> dict[int, float]:
         if f.name != "iterations":
             parser.add_argument(f"--crf-{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
     args = parser.parse_args(argv)
-    data = model_predictions(args.checkpoint, args.images) if args.checkpoint else noisy_blurred_predictions(args.images)
+    if args.checkpoint:
+        data = model_predictions(args.checkpoint, args.images)
+    else:
+        data = noisy_blurred_predictions(args.images)
     results = {}
     print("| CRF iterations | mIoU | pixel accuracy | seconds per 64×64 image |")
     print("| --- | --- | --- | --- |")

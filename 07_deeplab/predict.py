@@ -27,7 +27,8 @@ CRF_HELP = {"iterations": "mean-field iterations", "window": "odd window size re
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = seg_predict.get_args_parser(__doc__)
-    parser.add_argument("--crf", action="store_true", help="refine with the mean-field CRF (DeepLab V1/V2 post-processing)")
+    parser.add_argument("--crf", action="store_true",
+                        help="refine with the mean-field CRF (DeepLab V1/V2 post-processing)")
     group = parser.add_argument_group("CRF parameters (used with --crf)")
     for f in dataclasses.fields(CRFParams):
         group.add_argument(f"--crf-{f.name.replace('_', '-')}", type=type(f.default), default=f.default,

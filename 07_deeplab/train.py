@@ -1,11 +1,13 @@
 """Train DeepLab V1/V2/V3/V3+ on PASCAL VOC2012 (or the built-in synthetic set): the notes' Deeplab and 膨胀卷积.
 
-    python 07_deeplab/train.py --data synthetic --model deeplabv3plus --backbone resnet18      # offline, minutes on a CPU
-    python 07_deeplab/train.py --download --model deeplabv3 --weights-backbone ResNet101_Weights.IMAGENET1K_V1 --device cuda
+    python 07_deeplab/train.py --data synthetic --model deeplabv3plus --backbone resnet18    # offline, CPU
+    python 07_deeplab/train.py --download --model deeplabv3 --device cuda \
+        --weights-backbone ResNet101_Weights.IMAGENET1K_V1
 
-Cross-entropy with ignore_index=255, SGD momentum 0.9, weight decay 1e-4, poly LR (power 0.9) per iteration after a short
-warmup (common/segmentation.py). `--aux` adds an FCN head on the stride-16 stage whose loss counts `--aux-weight` times.
-TensorBoard: train_loss, lr, test_loss, test_miou, test_pixel_accuracy (mIoU at the label's resolution: 上采样后才进行IOU计算).
+Cross-entropy with ignore_index=255, SGD momentum 0.9, weight decay 1e-4, poly LR (power 0.9) per iteration after a
+short warmup (common/segmentation.py). `--aux` adds an FCN head on the stride-16 stage whose loss counts
+`--aux-weight` times. TensorBoard: train_loss, lr, test_loss, test_miou, test_pixel_accuracy (mIoU at the label's
+resolution: 上采样后才进行IOU计算).
 """
 import argparse
 import sys
@@ -26,7 +28,8 @@ WEIGHTS_PREFIX = {"vgg16": "VGG16_Weights.", "resnet18": "ResNet18_Weights.", "r
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_common_args(parser, folder="07_deeplab", data_choices=("voc", "synthetic"), epochs=30, batch_size=8, lr=1e-2)
+    cli.add_common_args(parser, folder="07_deeplab", data_choices=("voc", "synthetic"), epochs=30, batch_size=8,
+                        lr=1e-2)
     parser.add_argument("--model", default="deeplabv3plus", choices=MODELS)
     parser.add_argument("--backbone", default=None, choices=BACKBONES,
                         help="default: the paper's (vgg16 for V1, resnet101 for V2/V3/V3+); resnet18 is the light one")
@@ -35,9 +38,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--multi-grid", type=int, nargs="+", default=None, metavar="R",
                         help="V3/V3+ unit rates of the last block, times its base rate (default: 1 2 4)")
     parser.add_argument("--crop-size", type=int, default=None,
-                        help="training crop (default: 513 for VOC as in the papers, 64 for synthetic; eval is full size)")
+                        help="training crop (default: 513 for VOC as in the papers, 64 for synthetic; "
+                             "evaluation is at full size)")
     parser.add_argument("--aux", action="store_true", help="auxiliary FCN head on the stride-16 stage")
-    parser.add_argument("--aux-weight", type=float, default=0.4, help="weight of the auxiliary loss (default: %(default)s)")
+    parser.add_argument("--aux-weight", type=float, default=0.4,
+                        help="weight of the auxiliary loss (default: %(default)s)")
     parser.add_argument("--weights-backbone", default=None, metavar="NAME",
                         help="torchvision ImageNet weights for the backbone, e.g. ResNet101_Weights.IMAGENET1K_V1 "
                              "(online; VGG16's fc6/fc7 are decimated into LargeFOV's fc6/fc7 for V1)")
@@ -46,8 +51,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def decimate_vgg_fc(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The LargeFOV head's fc6/fc7 (`model.head` keys) from VGG16's classifier, DeepLab-LargeFOV's initialisation of fc6/fc7 from VGG16's classifier: keep every 4th of the 4096 channels (→ 1024)
-    and every 3rd tap of fc6's 7×7 kernel (→ 3×3, whose dilation 12 spans about what the 7×7 at dilation 4 did)."""
+    """LargeFOV's fc6/fc7 (`model.head` keys) from VGG16's classifier, as DeepLab-LargeFOV initialised them: every 4th
+    of the 4096 channels (→ 1024) and every 3rd tap of fc6's 7×7 kernel (→ 3×3). Taps 0, 3, 6 of a 7×7 at dilation 4
+    sit at offsets −12, 0, +12: exactly a 3×3 at dilation 12."""
     fc6 = state["classifier.0.weight"].view(4096, 512, 7, 7)[::4, :, ::3, ::3]
     fc7 = state["classifier.3.weight"].view(4096, 4096, 1, 1)[::4, ::4]
     return {"0.weight": fc6.contiguous(), "0.bias": state["classifier.0.bias"][::4].contiguous(),

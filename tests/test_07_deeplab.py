@@ -1,4 +1,4 @@
-"""07_deeplab: the four DeepLab versions' structure (dilation, ASPP, multi-grid, decoder), sizes, training and the CRF."""
+"""07_deeplab: the four DeepLab versions' structure (dilation, ASPP, multi-grid, decoder), sizes, training, CRF."""
 from __future__ import annotations
 
 import functools
@@ -20,7 +20,7 @@ CRF_DEMO = load("07_deeplab", "crf_demo")
 
 @functools.cache
 def light(name: str, output_stride: int | None = None, aux: bool = False) -> nn.Module:
-    """Models are built once per configuration (construction dominates these tests); each test sets train/eval itself."""
+    """Models are built once per configuration (construction dominates these tests); each test sets the mode."""
     torch.manual_seed(0)
     return M.build_model(name, 3, backbone="resnet18", output_stride=output_stride, aux=aux)
 
@@ -113,7 +113,8 @@ def test_deeplabv3_aspp_branches_rates_bn_and_multi_grid(backbone: str, output_s
     assert [b[0].dilation[0] for b in atrous] == rates and all(b[0].kernel_size == (3, 3) for b in atrous)
     assert isinstance(pooling, M.ImagePooling) and isinstance(pooling[0], nn.AdaptiveAvgPool2d)
     assert all(any(isinstance(m, nn.BatchNorm2d) for m in b.modules()) for b in aspp.branches)
-    assert (aspp.project[0].in_channels, aspp.project[0].out_channels, aspp.project[0].kernel_size) == (1280, 256, (1, 1))
+    project = aspp.project[0]
+    assert (project.in_channels, project.out_channels, project.kernel_size) == (1280, 256, (1, 1))
     assert [blk.conv2.dilation[0] for blk in model.backbone.layer4] == grid
     strides = [m.stride[0] for m in model.backbone.layer4.modules() if isinstance(m, nn.Conv2d)]
     assert set(strides) == {1}
