@@ -11,12 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-from torch import nn
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import cli, data, engine, metrics, runtime, segmentation  # noqa: E402
+from common import cli, runtime  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
+from common.seg_train import fit_segmentation, segmentation_loaders  # noqa: E402
 from common.weights import load_matching  # noqa: E402
 from model import MODELS, build_model  # noqa: E402
 
@@ -44,26 +42,15 @@ def main(argv: list[str] | None = None) -> dict:
     if args.width % 2:
         raise UserError(f"--width must be even (the stem has width / 2 channels), got {args.width}")
     rt = runtime.setup(args)
-    train_set, val_set, classes = segmentation.build_datasets(args, crop_size)
-    if rt.is_main:
-        print(f"train set: {len(train_set)} images, val set: {len(val_set)} images ({args.data}, {rt.device})")
-    train_loader, val_loader = data.make_loaders(train_set, val_set, args, rt, collate_fn=segmentation.collate_pad)
+    train_loader, val_loader, classes = segmentation_loaders(args, rt, crop_size)
     kwargs = {"width": args.width, "groups": args.groups}
     model = build_model(args.model, num_classes=len(classes), **kwargs)
     if rt.is_main:
         print(f"{args.model}: {sum(p.numel() for p in model.parameters()):,} parameters")
     if args.weights:
         load_matching(model, args.weights, log=print if rt.is_main else None)
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
-    steps = args.epochs * min(len(train_loader), args.limit_batches or len(train_loader))
-    scheduler = segmentation.poly_lr(optimizer, total_steps=steps)
-    meta = engine.Meta(model_name=args.model, class_names=classes, model_kwargs=kwargs,
-                       preprocess={"mean": list(segmentation.MEAN), "std": list(segmentation.STD)},
-                       extra={"crop_size": crop_size})
-    return engine.fit(model, nn.CrossEntropyLoss(ignore_index=segmentation.IGNORE_INDEX), optimizer, train_loader,
-                      val_loader, args=args, rt=rt, metric=metrics.ConfusionMatrix(len(classes)), meta=meta,
-                      scheduler=scheduler, scheduler_interval="step")
-
+    return fit_segmentation(model, train_loader, val_loader, args=args, rt=rt, classes=classes, model_name=args.model,
+                            model_kwargs=kwargs, crop_size=crop_size)
 
 if __name__ == "__main__":
     cli_main(main)

@@ -11,12 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-from torch import nn
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import cli, data, engine, metrics, runtime, segmentation  # noqa: E402
+from common import cli, runtime  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
+from common.seg_train import fit_segmentation, segmentation_loaders  # noqa: E402
 from common.weights import load_matching, torchvision_state_dict  # noqa: E402
 from model import BACKBONES, MODELS, build_model, convolutionalize  # noqa: E402
 
@@ -43,10 +41,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.weights_backbone and args.backbone != "vgg16":
         raise UserError("--weights-backbone needs --backbone vgg16 (the light backbone has no ImageNet weights)")
     rt = runtime.setup(args)
-    train_set, val_set, classes = segmentation.build_datasets(args, crop_size)
-    if rt.is_main:
-        print(f"train set: {len(train_set)} images, val set: {len(val_set)} images ({args.data}, {rt.device})")
-    train_loader, val_loader = data.make_loaders(train_set, val_set, args, rt, collate_fn=segmentation.collate_pad)
+    train_loader, val_loader, classes = segmentation_loaders(args, rt, crop_size)
     model = build_model(args.model, num_classes=len(classes), backbone=args.backbone)
     log = print if rt.is_main else None
     if args.weights_backbone:
@@ -58,16 +53,8 @@ def main(argv: list[str] | None = None) -> dict:
         load_matching(model, converted, log=log)
     if args.weights:
         load_matching(model, args.weights, log=log)
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
-    steps = args.epochs * min(len(train_loader), args.limit_batches or len(train_loader))
-    scheduler = segmentation.poly_lr(optimizer, total_steps=steps)
-    meta = engine.Meta(model_name=args.model, class_names=classes, model_kwargs={"backbone": args.backbone},
-                       preprocess={"mean": list(segmentation.MEAN), "std": list(segmentation.STD)},
-                       extra={"crop_size": crop_size})
-    return engine.fit(model, nn.CrossEntropyLoss(ignore_index=segmentation.IGNORE_INDEX), optimizer, train_loader,
-                      val_loader, args=args, rt=rt, metric=metrics.ConfusionMatrix(len(classes)), meta=meta,
-                      scheduler=scheduler, scheduler_interval="step")
-
+    return fit_segmentation(model, train_loader, val_loader, args=args, rt=rt, classes=classes, model_name=args.model,
+                            model_kwargs={"backbone": args.backbone}, crop_size=crop_size)
 
 if __name__ == "__main__":
     cli_main(main)

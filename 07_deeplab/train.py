@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import cli, data, engine, metrics, runtime, segmentation  # noqa: E402
+from common import cli, runtime, segmentation  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
+from common.seg_train import fit_segmentation, segmentation_loaders  # noqa: E402
 from common.weights import load_matching, torchvision_state_dict  # noqa: E402
 from model import BACKBONES, DEFAULTS, MODELS, build_model  # noqa: E402
 
@@ -98,14 +99,11 @@ def main(argv: list[str] | None = None) -> dict:
         raise UserError(f"--weights-backbone {args.weights_backbone} does not fit --backbone {backbone} "
                         f"(expected {WEIGHTS_PREFIX[backbone]}<version>, e.g. {WEIGHTS_PREFIX[backbone]}IMAGENET1K_V1)")
     rt = runtime.setup(args)
-    train_set, val_set, classes = segmentation.build_datasets(args, crop_size)
-    if len(train_set) < args.batch_size * rt.world_size:
-        raise UserError(f"{len(train_set)} training images are fewer than one batch of {args.batch_size} per process")
-    if rt.is_main:
-        print(f"train set: {len(train_set)} images, val set: {len(val_set)} images ({args.data}, {rt.device})")
     # drop_last: a last batch of one image would break BatchNorm (image pooling) and gives a noisy step anyway.
-    train_loader, val_loader = data.make_loaders(train_set, val_set, args, rt, collate_fn=segmentation.collate_pad,
-                                                 drop_last=True)
+    train_loader, val_loader, classes = segmentation_loaders(args, rt, crop_size, drop_last=True)
+    if len(train_loader) == 0:
+        raise UserError(f"{len(train_loader.dataset)} training images are fewer than one batch of {args.batch_size} "
+                        "per process")
     kwargs = {"backbone": backbone, "output_stride": args.output_stride, "aux": args.aux}
     if args.multi_grid is not None:
         kwargs["multi_grid"] = list(args.multi_grid)
@@ -115,17 +113,9 @@ def main(argv: list[str] | None = None) -> dict:
         load_backbone_weights(model, args.weights_backbone, backbone, log)
     if args.weights:
         load_matching(model, args.weights, log=log)
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
-    steps = args.epochs * min(len(train_loader), args.limit_batches or len(train_loader))
-    scheduler = segmentation.poly_lr(optimizer, total_steps=steps)
-    meta = engine.Meta(model_name=args.model, class_names=classes,
-                       model_kwargs={**kwargs, "output_stride": model.output_stride},
-                       preprocess={"mean": list(segmentation.MEAN), "std": list(segmentation.STD)},
-                       extra={"crop_size": crop_size})
-    return engine.fit(model, make_criterion(args.aux_weight), optimizer, train_loader, val_loader, args=args, rt=rt,
-                      metric=metrics.ConfusionMatrix(len(classes)), meta=meta, scheduler=scheduler,
-                      scheduler_interval="step")
-
+    return fit_segmentation(model, train_loader, val_loader, args=args, rt=rt, classes=classes, model_name=args.model,
+                            model_kwargs={**kwargs, "output_stride": model.output_stride}, crop_size=crop_size,
+                            criterion=make_criterion(args.aux_weight))
 
 if __name__ == "__main__":
     cli_main(main)

@@ -1,0 +1,43 @@
+"""The segmentation training recipe shared by 04_dilated_conv, 06_fcn and 07_deeplab: data → loaders, then SGD (momentum
+0.9) with poly LR stepped per iteration, cross-entropy ignoring 255, mIoU each epoch, and checkpoints predict.py can use.
+"""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import data, engine, metrics, segmentation
+from .runtime import Runtime
+
+
+def segmentation_loaders(args: argparse.Namespace, rt: Runtime, crop_size: int, drop_last: bool = False
+                         ) -> tuple[Any, Any, list[str]]:
+    """(train loader, val loader, class names) for `--data voc|synthetic`: random-scale crops for training, full-size
+    images for evaluation, batches padded with 255 where sizes differ."""
+    train_set, val_set, classes = segmentation.build_datasets(args, crop_size)
+    if rt.is_main:
+        print(f"train set: {len(train_set)} images, val set: {len(val_set)} images ({args.data}, {rt.device})")
+    train_loader, val_loader = data.make_loaders(train_set, val_set, args, rt, collate_fn=segmentation.collate_pad,
+                                                 drop_last=drop_last)
+    return train_loader, val_loader, classes
+
+
+def fit_segmentation(model: nn.Module, train_loader: Any, val_loader: Any, *, args: argparse.Namespace, rt: Runtime,
+                     classes: list[str], model_name: str, model_kwargs: dict[str, Any], crop_size: int,
+                     criterion: Callable | None = None) -> dict[str, Any]:
+    """Train with the FCN/DeepLab recipe: SGD momentum 0.9 + `--weight-decay`, poly LR (power 0.9, short warmup) per
+    iteration, `criterion` (default: cross-entropy with ignore_index=255), ConfusionMatrix → mIoU picks best.pth."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
+    steps = args.epochs * min(len(train_loader), args.limit_batches or len(train_loader))
+    scheduler = segmentation.poly_lr(optimizer, total_steps=steps)
+    meta = engine.Meta(model_name=model_name, class_names=classes, model_kwargs=model_kwargs,
+                       preprocess={"mean": list(segmentation.MEAN), "std": list(segmentation.STD)},
+                       extra={"crop_size": crop_size})
+    criterion = criterion or nn.CrossEntropyLoss(ignore_index=segmentation.IGNORE_INDEX)
+    return engine.fit(model, criterion, optimizer, train_loader, val_loader, args=args, rt=rt,
+                      metric=metrics.ConfusionMatrix(len(classes)), meta=meta, scheduler=scheduler,
+                      scheduler_interval="step")
