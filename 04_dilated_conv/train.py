@@ -14,9 +14,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import cli, runtime  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
-from common.seg_train import fit_segmentation, segmentation_loaders  # noqa: E402
+from common.seg_train import (add_segmentation_args, crop_size, fit_segmentation,  # noqa: E402
+                              segmentation_loaders)
 from common.weights import load_matching  # noqa: E402
 from model import MODELS, build_model  # noqa: E402
+
+
+VOC_CROP_SIZE = 480
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -27,22 +31,20 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--width", type=int, default=32, help="channels of every body conv (default: %(default)s)")
     parser.add_argument("--groups", type=int, default=2,
                         help="repetitions of the three-conv group (default: %(default)s)")
-    parser.add_argument("--crop-size", type=int, default=None,
-                        help="training crop (default: 480 for VOC, 64 for synthetic; evaluation is at full size)")
-    parser.add_argument("--weight-decay", type=float, default=1e-4, help="SGD weight decay (default: %(default)s)")
+    add_segmentation_args(parser, VOC_CROP_SIZE)
     return parser
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = get_args_parser().parse_args(argv)
-    crop_size = args.crop_size if args.crop_size is not None else (480 if args.data == "voc" else 64)
-    for flag, value in {"--crop-size": crop_size, "--width": args.width, "--groups": args.groups}.items():
+    crop = crop_size(args, VOC_CROP_SIZE)
+    for flag, value in {"--width": args.width, "--groups": args.groups}.items():
         if value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
     if args.width % 2:
         raise UserError(f"--width must be even (the stem has width / 2 channels), got {args.width}")
     rt = runtime.setup(args)
-    train_loader, val_loader, classes = segmentation_loaders(args, rt, crop_size)
+    train_loader, val_loader, classes = segmentation_loaders(args, rt, crop)
     kwargs = {"width": args.width, "groups": args.groups}
     model = build_model(args.model, num_classes=len(classes), **kwargs)
     if rt.is_main:
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.weights:
         load_matching(model, args.weights, log=print if rt.is_main else None)
     return fit_segmentation(model, train_loader, val_loader, args=args, rt=rt, classes=classes, model_name=args.model,
-                            model_kwargs=kwargs, crop_size=crop_size)
+                            model_kwargs=kwargs, crop_size=crop)
 
 if __name__ == "__main__":
     cli_main(main)

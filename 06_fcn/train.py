@@ -14,9 +14,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import cli, runtime  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
-from common.seg_train import fit_segmentation, segmentation_loaders  # noqa: E402
+from common.seg_train import (add_segmentation_args, crop_size, fit_segmentation,  # noqa: E402
+                              segmentation_loaders)
 from common.weights import load_matching, torchvision_state_dict  # noqa: E402
 from model import BACKBONES, MODELS, build_model, convolutionalize  # noqa: E402
+
+
+VOC_CROP_SIZE = 480
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -25,23 +29,19 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default="fcn8s", choices=MODELS)
     parser.add_argument("--backbone", default="vgg16", choices=tuple(BACKBONES),
                         help="vgg16: the paper's (ImageNet weights load); light: 1/8 width + BatchNorm, for CPU runs")
-    parser.add_argument("--crop-size", type=int, default=None,
-                        help="training crop (default: 480 for VOC, 64 for synthetic; evaluation is at full size)")
     parser.add_argument("--weights-backbone", default=None, metavar="NAME",
                         help="torchvision VGG16 weights (e.g. VGG16_Weights.IMAGENET1K_V1), fc6/fc7 convolutionalized")
-    parser.add_argument("--weight-decay", type=float, default=1e-4, help="SGD weight decay (default: %(default)s)")
+    add_segmentation_args(parser, VOC_CROP_SIZE)
     return parser
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = get_args_parser().parse_args(argv)
-    crop_size = args.crop_size if args.crop_size is not None else (480 if args.data == "voc" else 64)
-    if crop_size < 1:
-        raise UserError(f"--crop-size must be at least 1, got {crop_size}")
+    crop = crop_size(args, VOC_CROP_SIZE)
     if args.weights_backbone and args.backbone != "vgg16":
         raise UserError("--weights-backbone needs --backbone vgg16 (the light backbone has no ImageNet weights)")
     rt = runtime.setup(args)
-    train_loader, val_loader, classes = segmentation_loaders(args, rt, crop_size)
+    train_loader, val_loader, classes = segmentation_loaders(args, rt, crop)
     model = build_model(args.model, num_classes=len(classes), backbone=args.backbone)
     log = print if rt.is_main else None
     if args.weights_backbone:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.weights:
         load_matching(model, args.weights, log=log)
     return fit_segmentation(model, train_loader, val_loader, args=args, rt=rt, classes=classes, model_name=args.model,
-                            model_kwargs={"backbone": args.backbone}, crop_size=crop_size)
+                            model_kwargs={"backbone": args.backbone}, crop_size=crop)
 
 if __name__ == "__main__":
     cli_main(main)

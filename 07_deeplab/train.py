@@ -19,12 +19,16 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import cli, runtime, segmentation  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
-from common.seg_train import fit_segmentation, segmentation_loaders  # noqa: E402
+from common.seg_train import (add_segmentation_args, crop_size, fit_segmentation,  # noqa: E402
+                              segmentation_loaders)
 from common.weights import load_matching, torchvision_state_dict  # noqa: E402
 from model import BACKBONES, DEFAULTS, MODELS, build_model  # noqa: E402
 
 WEIGHTS_PREFIX = {"vgg16": "VGG16_Weights.", "resnet18": "ResNet18_Weights.", "resnet50": "ResNet50_Weights.",
                   "resnet101": "ResNet101_Weights."}
+
+
+VOC_CROP_SIZE = 513  # the DeepLab papers' VOC crop
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -38,16 +42,13 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="default: 8 for V1/V2, 16 for V3/V3+ (atrous rates scale with it)")
     parser.add_argument("--multi-grid", type=int, nargs="+", default=None, metavar="R",
                         help="V3/V3+ unit rates of the last block, times its base rate (default: 1 2 4)")
-    parser.add_argument("--crop-size", type=int, default=None,
-                        help="training crop (default: 513 for VOC as in the papers, 64 for synthetic; "
-                             "evaluation is at full size)")
     parser.add_argument("--aux", action="store_true", help="auxiliary FCN head on the stride-16 stage")
     parser.add_argument("--aux-weight", type=float, default=0.4,
                         help="weight of the auxiliary loss (default: %(default)s)")
     parser.add_argument("--weights-backbone", default=None, metavar="NAME",
                         help="torchvision ImageNet weights for the backbone, e.g. ResNet101_Weights.IMAGENET1K_V1 "
                              "(online; VGG16's fc6/fc7 are decimated into LargeFOV's fc6/fc7 for V1)")
-    parser.add_argument("--weight-decay", type=float, default=1e-4, help="SGD weight decay (default: %(default)s)")
+    add_segmentation_args(parser, VOC_CROP_SIZE)
     return parser
 
 
@@ -82,10 +83,8 @@ def make_criterion(aux_weight: float):
 
 def main(argv: list[str] | None = None) -> dict:
     args = get_args_parser().parse_args(argv)
-    crop_size = args.crop_size or (513 if args.data == "voc" else 64)
+    crop = crop_size(args, VOC_CROP_SIZE)
     backbone = args.backbone or DEFAULTS[args.model][0]
-    if crop_size < 1:
-        raise UserError(f"--crop-size must be at least 1, got {crop_size}")
     if args.multi_grid is not None and args.model not in ("deeplabv3", "deeplabv3plus"):
         raise UserError("--multi-grid is a DeepLab V3/V3+ option")
     if args.multi_grid is not None and min(args.multi_grid) < 1:
@@ -100,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
                         f"(expected {WEIGHTS_PREFIX[backbone]}<version>, e.g. {WEIGHTS_PREFIX[backbone]}IMAGENET1K_V1)")
     rt = runtime.setup(args)
     # drop_last: a last batch of one image would break BatchNorm (image pooling) and gives a noisy step anyway.
-    train_loader, val_loader, classes = segmentation_loaders(args, rt, crop_size, drop_last=True)
+    train_loader, val_loader, classes = segmentation_loaders(args, rt, crop, drop_last=True)
     if len(train_loader) == 0:
         raise UserError(f"{len(train_loader.dataset)} training images are fewer than one batch of {args.batch_size} "
                         "per process")
@@ -114,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.weights:
         load_matching(model, args.weights, log=log)
     return fit_segmentation(model, train_loader, val_loader, args=args, rt=rt, classes=classes, model_name=args.model,
-                            model_kwargs={**kwargs, "output_stride": model.output_stride}, crop_size=crop_size,
+                            model_kwargs={**kwargs, "output_stride": model.output_stride}, crop_size=crop,
                             criterion=make_criterion(args.aux_weight))
 
 if __name__ == "__main__":

@@ -11,7 +11,27 @@ import torch
 from torch import nn
 
 from . import data, engine, metrics, segmentation
+from .errors import UserError
 from .runtime import Runtime
+
+SYNTHETIC_CROP_SIZE = 64
+
+
+def add_segmentation_args(parser: argparse.ArgumentParser, voc_crop_size: int) -> None:
+    """The recipe's own flags: the training crop (VOC's default is the folder's paper value) and SGD weight decay."""
+    parser.add_argument("--crop-size", type=int, default=None,
+                        help=f"training crop (default: {voc_crop_size} for VOC, {SYNTHETIC_CROP_SIZE} for synthetic; "
+                             "evaluation is at full size)")
+    parser.add_argument("--weight-decay", type=float, default=1e-4, help="SGD weight decay (default: %(default)s)")
+
+
+def crop_size(args: argparse.Namespace, voc_crop_size: int) -> int:
+    """`--crop-size`, or the default for `--data`; below 1 is a `UserError`."""
+    size = args.crop_size if args.crop_size is not None else (voc_crop_size if args.data == "voc" else
+                                                              SYNTHETIC_CROP_SIZE)
+    if size < 1:
+        raise UserError(f"--crop-size must be at least 1, got {size}")
+    return size
 
 
 def segmentation_loaders(args: argparse.Namespace, rt: Runtime, crop_size: int, drop_last: bool = False

@@ -236,6 +236,7 @@ def test_train_then_predict_with_crf(tmp_path, monkeypatch) -> None:
     (["--model", "deeplabv2", "--multi-grid", "1", "2"], "V3/V3\\+ option"),
     (["--model", "deeplabv3", "--backbone", "resnet18", "--weights-backbone", "ResNet50_Weights.IMAGENET1K_V1"],
      "does not fit --backbone resnet18"),
+    (["--crop-size", "0"], "--crop-size must be at least 1"),
 ])
 def test_bad_training_flags_are_one_line_errors(tmp_path, flags: list[str], message: str) -> None:
     with pytest.raises(TRAIN.UserError, match=message):
