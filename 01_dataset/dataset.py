@@ -8,10 +8,10 @@ The notes' layout (a class's images in `<class>_image/`, one label file per imag
 `MyData(root_dir, label_dir)` is the notes' class: `label_dir` names the image folder and the label is that name
 (`ants_image` → `ants`; a plain `ants/` folder, ImageFolder's layout, gives `ants` too). `LabelFileData` reads each label
 from its .txt file instead. Compared with the notes, both list files in sorted order (os.listdir order differs between
-machines), open images as RGB (a grey or RGBA PNG would otherwise break batching), check every file when built (a corrupt
-file is an error naming it, or skipped with `skip_bad=True`, never a PIL traceback mid-epoch), and return a class index
-when `class_to_idx` is given, which is what `DataLoader` and `CrossEntropyLoss` need. Without it they return the label
-string, as in the notes.
+machines), open images with `common.images.open_image` (upright per EXIF, RGB, transparency on white: a grey or RGBA
+PNG would otherwise break batching), check every file when built (a corrupt file is an error naming it, or skipped with
+`skip_bad=True`, never a PIL traceback mid-epoch), and return a class index when `class_to_idx` is given, which is what
+`DataLoader` and `CrossEntropyLoss` need. Without it they return the label string, as in the notes.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common.errors import UserError  # noqa: E402
-from common.images import check_images, list_files, open_rgb  # noqa: E402
+from common.images import check_images, list_files, open_image  # noqa: E402
 
 IMAGE_SUFFIX, LABEL_SUFFIX = "_image", "_label"
 
@@ -59,7 +59,7 @@ class MyData(Dataset):
         self.target = class_to_idx[self.label] if class_to_idx is not None else self.label
 
     def __getitem__(self, idx: int) -> tuple[Any, int | str]:
-        img = open_rgb(self.img_path[idx])
+        img = open_image(self.img_path[idx])
         return (self.transform(img) if self.transform else img), self.target
 
     def __len__(self) -> int:
@@ -92,7 +92,7 @@ class LabelFileData(Dataset):
             self.labels.append(label)
 
     def __getitem__(self, idx: int) -> tuple[Any, int | str]:
-        img = open_rgb(self.img_path[idx])
+        img = open_image(self.img_path[idx])
         return (self.transform(img) if self.transform else img), self.labels[idx]
 
     def __len__(self) -> int:

@@ -31,7 +31,7 @@ from torchvision import transforms
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common.cli import resolve_device  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
-from common.images import open_rgb  # noqa: E402
+from common.images import READ_NOTE, open_image  # noqa: E402
 from common.predict import load_for_prediction, preprocess_transform  # noqa: E402
 from model import build_model  # noqa: E402
 
@@ -119,7 +119,7 @@ def classify(image: Image.Image, checkpoint: Path, device: str, topk: int) -> li
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("image", type=Path, help="any image file (jpg, png, ...)")
+    parser.add_argument("image", type=Path, help=f"any image file (jpg, png, ...); {READ_NOTE}")
     parser.add_argument("--logdir", type=Path, default=Path("runs/02_tensorboard_transforms/demo"),
                         help="TensorBoard folder (default: %(default)s)")
     parser.add_argument("--sheet", type=Path, default=None, help="contact sheet PNG (default: <logdir>/contact_sheet.png)")
@@ -135,7 +135,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict:
     args = get_args_parser().parse_args(argv)
-    img = open_rgb(args.image)
+    img = open_image(args.image)
     if not 1 <= args.crop_size <= min(img.size):
         raise UserError(f"--crop-size {args.crop_size} does not fit {args.image} ({img.width}×{img.height}); "
                         f"use at most {min(img.size)}")

@@ -14,20 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch import nn
 from torchvision.transforms import v2
 
 from .checkpoint import load_checkpoint, load_file, model_from_checkpoint
 from .cli import resolve_device
 from .errors import UserError
+from .images import READ_NOTE, ImageReadError, open_image
 
 
 def get_args_parser(description: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description or __doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, help="a last.pth / best.pth written by train.py")
-    parser.add_argument("images", type=Path, nargs="+", help="image files to classify")
+    parser.add_argument("images", type=Path, nargs="+", help=f"image files to classify ({READ_NOTE})")
     parser.add_argument("--topk", type=int, default=1, help="print the K most likely classes (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default: %(default)s)")
     parser.add_argument("--unsafe-pickle", action="store_true",
@@ -83,10 +83,9 @@ def classify_main(argv: Sequence[str] | None, build_model: Callable[..., nn.Modu
     failed = 0
     for path in args.images:
         try:
-            with Image.open(path) as img:
-                x = transform(img.convert("RGB"))
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
-            print(f"{path}: error: cannot read image ({exc.__class__.__name__})", file=sys.stderr)
+            x = transform(open_image(path))
+        except ImageReadError as exc:
+            print(f"{path}: error: cannot read image ({exc.reason})", file=sys.stderr)
             failed += 1
             continue
         with torch.inference_mode():

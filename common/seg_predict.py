@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import nn
 
 from .cli import resolve_device
 from .errors import UserError
+from .images import READ_NOTE, ImageReadError, open_image
 from .palette import to_palette_image, voc_palette
 from .predict import load_for_prediction
 from .segmentation import IGNORE_INDEX, MEAN, STD, normalize
@@ -35,7 +36,8 @@ def get_args_parser(description: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description or __doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, help="a last.pth / best.pth written by train.py")
-    parser.add_argument("images", type=Path, nargs="+", help="image files to segment (any size)")
+    parser.add_argument("images", type=Path, nargs="+",
+                        help=f"image files to segment, any size; {READ_NOTE}, and the mask has the upright size")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="where masks and overlays go (default: <checkpoint folder>/predictions)")
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the class colours (default: 0.5)")
@@ -88,10 +90,9 @@ def run(args: argparse.Namespace, build_model: Callable[..., nn.Module], postpro
     failed = 0
     for path in args.images:
         try:
-            with Image.open(path) as img:
-                image = img.convert("RGB")
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
-            print(f"{path}: error: cannot read image ({exc.__class__.__name__})", file=sys.stderr)
+            image = open_image(path)
+        except ImageReadError as exc:
+            print(f"{path}: error: cannot read image ({exc.reason})", file=sys.stderr)
             failed += 1
             continue
         mask = predict_mask(model, image, device, mean, std, postprocess)
