@@ -23,9 +23,9 @@ from torch.utils.tensorboard import SummaryWriter
 from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import cli, data, engine, metrics, runtime  # noqa: E402
+from common import cli, data, engine, metrics, runtime, schedule  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
-from common.images import open_rgb  # noqa: E402
+from common.images import open_image  # noqa: E402
 from common.synthetic import SyntheticShapes  # noqa: E402
 from common.weights import load_matching  # noqa: E402
 from model import MODELS, build_model  # noqa: E402
@@ -74,7 +74,7 @@ def load_data(args: argparse.Namespace) -> tuple[object, object, list[str]]:
                             "<data-path>/val/<class>/*.jpg (e.g. --data-path data/hymenoptera_data from "
                             "01_dataset/train.py --data imagefolder --download)")
         try:
-            splits.append(torchvision.datasets.ImageFolder(folder, loader=open_rgb))
+            splits.append(torchvision.datasets.ImageFolder(folder, loader=open_image))
         except FileNotFoundError as exc:
             raise UserError(f"{folder}: {exc}") from None
     if splits[1].classes != splits[0].classes:
@@ -124,14 +124,14 @@ def main(argv: list[str] | None = None) -> dict:
     if args.weights:
         load_matching(model, args.weights, log=print if rt.is_main else None)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    scheduler = schedule.cosine_lr(optimizer, args.epochs)
     meta = engine.Meta(model_name=args.model, class_names=classes,
                        preprocess={"resize": resize_size(args.image_size), "crop": [args.image_size] * 2,
                                    "mean": MEAN, "std": STD})
     # Our own event files sit beside the loop's, written only before and after fit: TensorBoard's reader expects at
     # most the newest file in a folder to be growing, so nothing is written here while the loop's file is open.
     if rt.is_main:
-        with SummaryWriter(log_dir=str(args.output_dir)) as writer:
+        with SummaryWriter(log_dir=str(runtime.prepare_output(args, rt))) as writer:
             log_inputs_and_graph(writer, model, samples, train_tf, eval_tf)
             if rt.resume is None:  # after a resume, the first run already logged the initial weights
                 log_weights(writer, model, 0)

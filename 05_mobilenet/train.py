@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import cli, engine, metrics, runtime  # noqa: E402
+from common import cli, engine, metrics, runtime, schedule  # noqa: E402
 from common.classification import classification_loaders  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.weights import freeze, load_matching  # noqa: E402
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
         freeze(model, ["features."])
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=args.lr, momentum=0.9,
                                 weight_decay=4e-5)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    scheduler = schedule.cosine_lr(optimizer, args.epochs)
     meta = engine.Meta(model_name=args.model, model_kwargs=kwargs, class_names=classes, preprocess=preprocess)
     return engine.fit(model, torch.nn.CrossEntropyLoss(), optimizer, train_loader, val_loader, args=args, rt=rt,
                       metric=metrics.Accuracy(), meta=meta, scheduler=scheduler)

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import cli, engine, metrics, runtime  # noqa: E402
+from common import cli, engine, metrics, runtime, schedule  # noqa: E402
 from common.classification import classification_loaders  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
-from common.weights import freeze, load_matching  # noqa: E402
+from common.weights import freeze, is_weights_name, load_matching  # noqa: E402
 from model import MODELS, GoogLeNetLoss, build_model  # noqa: E402
 
 SYNTHETIC_SIZE = 4000
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise UserError(f"--image-size must be at least 15 (GoogLeNet downsamples by 32 with ceil mode), got {size}")
     if args.aux_weight < 0:
         raise UserError(f"--aux-weight must be >= 0, got {args.aux_weight}")
-    torchvision_name = bool(args.weights) and str(args.weights).startswith("GoogLeNet_Weights.")
+    torchvision_name = is_weights_name(args.weights) and str(args.weights).startswith("GoogLeNet_Weights.")
     if torchvision_name and not args.torchvision_compat:
         raise UserError(f"--weights {args.weights} has 3×3 kernels in the third Inception branch; add "
                         "--torchvision-compat (the paper variant uses 5×5)")
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
         freeze(model, FEATURE_PREFIXES)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=args.lr, momentum=0.9,
                                 weight_decay=1e-4)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    scheduler = schedule.cosine_lr(optimizer, args.epochs)
     meta = engine.Meta(model_name=args.model, model_kwargs=kwargs, class_names=classes, preprocess=preprocess)
     return engine.fit(model, GoogLeNetLoss(args.aux_weight), optimizer, train_loader, val_loader, args=args, rt=rt,
                       metric=metrics.Accuracy(), meta=meta, scheduler=scheduler)

@@ -13,6 +13,8 @@ from torchvision import transforms as T
 
 from . import data
 from .errors import UserError
+from .files import removed_on_failure
+from .images import open_image
 from .runtime import Runtime
 from .synthetic import SyntheticShapes
 from .tensor_loader import TensorLoader
@@ -21,12 +23,36 @@ IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # wh
 HYMENOPTERA_URL = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"
 
 
+def cifar10_problem(data_path: Path) -> str | None:
+    """Why the CIFAR-10 files under `data_path` fail torchvision's check, naming the file (None: none are there)."""
+    from torchvision.datasets.utils import check_integrity
+
+    folder = data_path / torchvision.datasets.CIFAR10.base_folder
+    expected = [*torchvision.datasets.CIFAR10.train_list, *torchvision.datasets.CIFAR10.test_list,
+                [torchvision.datasets.CIFAR10.meta["filename"], torchvision.datasets.CIFAR10.meta["md5"]]]
+    present = [name for name, _ in expected if (folder / name).exists()]
+    if not present:
+        return None
+    for name, md5 in expected:
+        if not (folder / name).is_file():
+            return f"{folder / name} is missing"
+        if not check_integrity(str(folder / name), md5):
+            return f"{folder / name} is corrupt or incomplete (its MD5 is not CIFAR-10's)"
+    return None
+
+
 def load_cifar10(data_path: Path, download: bool, train_transform: Any = None, test_transform: Any = None
                  ) -> tuple[torchvision.datasets.CIFAR10, torchvision.datasets.CIFAR10]:
-    """torchvision's CIFAR10 train and test sets under `data_path` (fetched with `download`)."""
+    """torchvision's CIFAR10 train and test sets under `data_path` (fetched with `download`; a failed download leaves
+    nothing behind). A set that is there but damaged is named file by file, not reported as absent."""
+    problem = cifar10_problem(data_path)
+    if problem is not None:
+        raise UserError(f"CIFAR-10 under {data_path}: {problem}; delete "
+                        f"{data_path / torchvision.datasets.CIFAR10.base_folder} and run again with --download")
     try:
-        train = torchvision.datasets.CIFAR10(data_path, train=True, transform=train_transform, download=download)
-        test = torchvision.datasets.CIFAR10(data_path, train=False, transform=test_transform, download=download)
+        with removed_on_failure(data_path):
+            train = torchvision.datasets.CIFAR10(data_path, train=True, transform=train_transform, download=download)
+            test = torchvision.datasets.CIFAR10(data_path, train=False, transform=test_transform, download=download)
     except RuntimeError:
         raise UserError(f"CIFAR-10 not found under {data_path}; add --download to fetch it "
                         "(or use --data synthetic to run offline)") from None
@@ -37,7 +63,8 @@ def load_cifar10(data_path: Path, download: bool, train_transform: Any = None, t
 
 
 def fetch_hymenoptera(data_path: Path, download: bool) -> Path:
-    """`data_path/hymenoptera_data` (train/ and val/ of ants and bees, the notes' example), downloaded if asked."""
+    """`data_path/hymenoptera_data` (train/ and val/ of ants and bees, the notes' example), downloaded if asked; a
+    failed download leaves nothing behind (no empty data folder, no partial archive)."""
     root = data_path / "hymenoptera_data"
     if (root / "train").is_dir():
         return root
@@ -45,7 +72,8 @@ def fetch_hymenoptera(data_path: Path, download: bool) -> Path:
         raise UserError(f"no hymenoptera data at {root}; add --download to fetch the PyTorch tutorial's ants/bees "
                         "archive (or use --data synthetic to run offline)")
     try:
-        torchvision.datasets.utils.download_and_extract_archive(HYMENOPTERA_URL, download_root=str(data_path))
+        with removed_on_failure(data_path):
+            torchvision.datasets.utils.download_and_extract_archive(HYMENOPTERA_URL, download_root=str(data_path))
     except (OSError, RuntimeError) as exc:
         raise UserError(f"could not download {HYMENOPTERA_URL} into {data_path} ({exc.__class__.__name__}: offline?); "
                         "use --data synthetic to run offline") from None
@@ -54,13 +82,14 @@ def fetch_hymenoptera(data_path: Path, download: bool) -> Path:
 
 def load_imagefolder(root: Path, train_transform: Any = None, val_transform: Any = None
                      ) -> tuple[torchvision.datasets.ImageFolder, torchvision.datasets.ImageFolder]:
-    """`root/train/<class>/*` and `root/val/<class>/*` as ImageFolders with the same classes."""
+    """`root/train/<class>/*` and `root/val/<class>/*` as ImageFolders with the same classes, read by `open_image`
+    (upright, transparency on white, 16-bit scaled) rather than torchvision's plain `convert("RGB")`."""
     for split in ("train", "val"):
         if not (root / split).is_dir():
             raise UserError(f"--data imagefolder needs {root / split}/<class>/<images>")
     try:
-        train = torchvision.datasets.ImageFolder(str(root / "train"), transform=train_transform)
-        val = torchvision.datasets.ImageFolder(str(root / "val"), transform=val_transform)
+        train = torchvision.datasets.ImageFolder(str(root / "train"), transform=train_transform, loader=open_image)
+        val = torchvision.datasets.ImageFolder(str(root / "val"), transform=val_transform, loader=open_image)
     except (FileNotFoundError, OSError) as exc:
         raise UserError(f"{root}: {str(exc).splitlines()[0]}") from None
     if train.classes != val.classes:

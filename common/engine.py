@@ -20,10 +20,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from . import distributed
+from . import distributed, schedule
 from .checkpoint import plain, save_checkpoint, unwrap
 from .errors import UserError
-from .runtime import Runtime, seed_everything
+from .runtime import Runtime, prepare_output, seed_everything
 
 
 @dataclass
@@ -69,6 +69,7 @@ def train_one_epoch(model: nn.Module, criterion: Callable, optimizer: torch.opti
         if step >= steps:
             break
         images, targets = _to_device(batch, rt)
+        lr = optimizer.param_groups[0]["lr"]  # the LR this step trains with, before a per-step scheduler moves it
         with autocast(rt):
             output = model(images)
             loss = criterion(output, targets)
@@ -93,7 +94,7 @@ def train_one_epoch(model: nn.Module, criterion: Callable, optimizer: torch.opti
             bar.set_postfix(loss=f"{mean:.4f}")
             if writer is not None:
                 writer.add_scalar("train_loss", mean, global_step + step + 1)
-                writer.add_scalar("lr", optimizer.param_groups[0]["lr"], global_step + step + 1)
+                writer.add_scalar("lr", lr, global_step + step + 1)
     bar.close()
     return {"loss": loss_sum / max(steps, 1), "images": images_seen, "seconds": time.perf_counter() - start}
 
@@ -128,13 +129,11 @@ def _set_epoch(loader: Any, epoch: int) -> None:
             target.set_epoch(epoch)
 
 
-def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
              scaler: torch.amp.GradScaler, path: Any) -> tuple[int, float]:
     try:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        if scheduler is not None and ckpt.get("scheduler") is not None:
-            scheduler.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
         return int(ckpt["epoch"]) + 1, float(ckpt["best_metric"])
@@ -157,15 +156,19 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
     model.to(rt.device, memory_format=memory_format)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
     start_epoch, best = 0, -math.inf
+    steps_per_epoch = _steps(train_loader, args.limit_batches)
+    length = {"epochs": args.epochs, "steps_per_epoch": steps_per_epoch}  # what a scheduler's curve depends on
     if rt.resume is not None:
-        start_epoch, best = _restore(rt.resume, model, optimizer, scheduler, scaler, args.resume)
+        start_epoch, best = _restore(rt.resume, model, optimizer, scaler, args.resume)
         if start_epoch >= args.epochs:
             raise UserError(f"--resume {args.resume} already finished epoch {start_epoch} of {args.epochs}; "
                             f"pass a larger --epochs to continue")
+        if scheduler is not None:  # the curve comes from the current flags, only the position from the checkpoint
+            position = start_epoch * (steps_per_epoch if scheduler_interval == "step" else 1)
+            schedule.resume(scheduler, rt.resume.get("scheduler"), position, rt.resume.get("schedule") == length)
     eval_net = torch.compile(model) if args.compile else model
     train_net, grad_signature = None, None
-    writer = SummaryWriter(log_dir=str(args.output_dir)) if rt.is_main else None
-    steps_per_epoch = _steps(train_loader, args.limit_batches)
+    writer = SummaryWriter(log_dir=str(prepare_output(args, rt))) if rt.is_main else None
     metrics: dict[str, Any] = {}
     for epoch in range(start_epoch, args.epochs):
         seed_everything(args.seed + epoch)
@@ -191,7 +194,7 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
         if rt.is_main:
             _log_epoch(writer, epoch, args.epochs, stats, metrics, rt)
             state = {"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                     "scheduler": scheduler.state_dict() if scheduler is not None else None, "schedule": length,
                      "scaler": scaler.state_dict(), "epoch": epoch, "best_metric": best, "metrics": plain(metrics),
                      "args": plain(vars(args)), "model_name": meta.model_name, "model_kwargs": plain(meta.model_kwargs),
                      "class_names": list(meta.class_names), "preprocess": plain(meta.preprocess),

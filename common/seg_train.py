@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import data, engine, metrics, segmentation
+from . import data, engine, metrics, schedule, segmentation
 from .errors import UserError
 from .runtime import Runtime
 
@@ -53,7 +53,7 @@ def fit_segmentation(model: nn.Module, train_loader: Any, val_loader: Any, *, ar
     iteration, `criterion` (default: cross-entropy with ignore_index=255), ConfusionMatrix → mIoU picks best.pth."""
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
     steps = args.epochs * min(len(train_loader), args.limit_batches or len(train_loader))
-    scheduler = segmentation.poly_lr(optimizer, total_steps=steps)
+    scheduler = schedule.poly_lr(optimizer, total_steps=steps)
     meta = engine.Meta(model_name=model_name, class_names=classes, model_kwargs=model_kwargs,
                        preprocess={"mean": list(segmentation.MEAN), "std": list(segmentation.STD)},
                        extra={"crop_size": crop_size})

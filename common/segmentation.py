@@ -1,4 +1,4 @@
-"""The segmentation data pipeline: VOC2012 (or the synthetic set), joint image+mask transforms, padding collate, poly LR.
+"""The segmentation data pipeline: VOC2012 (or the synthetic set), joint image+mask transforms, padding collate.
 
 Image and mask go through every geometric step together (the same scale, crop and flip), masks only ever by
 nearest-neighbour so no label is invented between two classes, and 255 ("void", VOC's object borders) fills every
@@ -8,8 +8,6 @@ skip those pixels.
 from __future__ import annotations
 
 import argparse
-import functools
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +18,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from .errors import UserError
+from .files import removed_on_failure
+from .images import open_image, open_mask, oriented_size
 from .synthetic import SyntheticSegmentation
 
 IGNORE_INDEX = 255
@@ -122,7 +122,9 @@ class VOCSegmentationFiles(Dataset):
         if not voc_root.is_dir() and not download:
             raise UserError(f"VOC2012 not found under {voc_root}; pass --download or point --data-path at it")
         try:
-            voc = VOCSegmentation(str(root), year="2012", image_set=split, download=download and not voc_root.is_dir())
+            with removed_on_failure(root):  # a failed download leaves no empty folder or partial archive
+                voc = VOCSegmentation(str(root), year="2012", image_set=split,
+                                      download=download and not voc_root.is_dir())
         except (OSError, RuntimeError) as exc:
             raise UserError(f"cannot read VOC2012 {split} split under {voc_root} ({str(exc).splitlines()[0][:120]})") \
                 from None
@@ -132,24 +134,23 @@ class VOCSegmentationFiles(Dataset):
             self.check(image_path, mask_path)
 
     def check(self, image_path: Path, mask_path: Path) -> None:
+        """The pair as `__getitem__` will read it: the image's upright (EXIF-oriented) size, from its header alone, must
+        equal the mask's stored size, and every label must be a class or 255."""
         for path in (image_path, mask_path):
             if not path.is_file():
                 raise UserError(f"{path}: listed in the split file but missing")
-        try:
-            with Image.open(image_path) as image, Image.open(mask_path) as mask:
-                if image.size != mask.size:
-                    raise UserError(f"image {image_path} is {image.size[0]}x{image.size[1]} but its mask {mask_path} is "
-                                    f"{mask.size[0]}x{mask.size[1]}")
-                check_labels(mask_to_array(mask, str(mask_path)), self.num_classes, str(mask_path))
-        except OSError as exc:
-            raise UserError(f"cannot read {image_path} / {mask_path} ({exc})") from None
+        width, height = oriented_size(image_path)
+        mask = open_mask(mask_path)
+        if (width, height) != mask.size:
+            raise UserError(f"image {image_path} is {width}x{height} but its mask {mask_path} is "
+                            f"{mask.size[0]}x{mask.size[1]}")
+        check_labels(mask_to_array(mask, str(mask_path)), self.num_classes, str(mask_path))
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int):
-        image = Image.open(self.images[index]).convert("RGB")
-        mask = Image.open(self.masks[index])
+        image, mask = open_image(self.images[index]), open_mask(self.masks[index])
         return self.transforms(image, mask) if self.transforms else (image, mask)
 
 
@@ -168,30 +169,3 @@ def build_datasets(args: argparse.Namespace, crop_size: int, image_size: int = 6
         val = VOCSegmentationFiles(args.data_path, "val", val_tf, download=False)
         return train, val, list(VOC_CLASSES)
     raise UserError(f"--data {args.data!r}: this pipeline reads 'voc' or 'synthetic'")
-
-
-def poly_factor(step: int, total_steps: int, warmup_steps: int = 0, power: float = 0.9,
-                warmup_start: float = 0.1) -> float:
-    """The LR multiplier at `step`: linear warmup from `warmup_start` to 1 over `warmup_steps`, then DeepLab's "poly"
-    decay (1 − t / T)^power down to 0 at `total_steps` (t, T counted after the warmup)."""
-    if step < warmup_steps:
-        return warmup_start + (1 - warmup_start) * step / warmup_steps
-    progress = (step - warmup_steps) / (total_steps - warmup_steps)
-    return max(0.0, 1 - progress) ** power
-
-
-def poly_lr(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int | None = None,
-            power: float = 0.9) -> torch.optim.lr_scheduler.LambdaLR:
-    """Poly LR with a short warmup (default: 1 % of the steps, at least 1 when there is room); step it every iteration
-    (`engine.fit(..., scheduler_interval="step")`).
-
-    The curve comes from these arguments, i.e. the current command line; a `--resume`d state_dict restores only the
-    position (`last_epoch`). Resuming with the same flags continues exactly; with more `--epochs` the curve is recomputed
-    to end at the new total instead of staying at 0 after the old one.
-    """
-    if warmup_steps is None:
-        warmup_steps = min(max(1, math.ceil(0.01 * total_steps)), total_steps - 1)
-    if total_steps < 1 or not 0 <= warmup_steps < total_steps:
-        raise ValueError(f"need total_steps >= 1 and 0 <= warmup_steps < total_steps, got {total_steps}, {warmup_steps}")
-    factor = functools.partial(poly_factor, total_steps=total_steps, warmup_steps=warmup_steps, power=power)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

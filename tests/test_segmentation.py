@@ -158,46 +158,6 @@ def test_build_datasets_synthetic_sizes() -> None:
     assert train[0][0].shape == (3, 32, 32) and val[0][0].shape == (3, 48, 48)
 
 
-def test_poly_lr_warms_up_then_decays_to_zero() -> None:
-    param = nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([param], lr=1.0)
-    scheduler = segmentation.poly_lr(optimizer, total_steps=100, warmup_steps=10)
-    lrs = []
-    for _ in range(100):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    assert lrs[0] == pytest.approx(0.1) and lrs[10] == pytest.approx(1.0)
-    assert all(a < b for a, b in zip(lrs[:10], lrs[1:11])) and all(a > b for a, b in zip(lrs[10:], lrs[11:]))
-    assert lrs[55] == pytest.approx((1 - 45 / 90) ** 0.9)
-    assert optimizer.param_groups[0]["lr"] == 0.0
-    with pytest.raises(ValueError):
-        segmentation.poly_lr(optimizer, total_steps=5, warmup_steps=5)
-
-
-def test_poly_lr_resume_continues_exactly_and_follows_a_longer_run(tmp_path: Path) -> None:
-    """The state_dict (saved and loaded with weights_only) carries the position; the curve comes from the arguments."""
-    def run(total: int, steps: int, state: dict | None = None) -> tuple[list[float], dict]:
-        optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
-        scheduler = segmentation.poly_lr(optimizer, total_steps=total)
-        if state is not None:
-            scheduler.load_state_dict(state)
-        lrs = []
-        for _ in range(steps):
-            optimizer.step()
-            scheduler.step()
-            lrs.append(optimizer.param_groups[0]["lr"])
-        return lrs, scheduler.state_dict()
-
-    full, _ = run(40, 40)
-    first, state = run(40, 15)
-    torch.save(state, tmp_path / "sched.pth")
-    rest, _ = run(40, 25, torch.load(tmp_path / "sched.pth", weights_only=True))
-    assert first + rest == pytest.approx(full)
-    longer, _ = run(80, 10, state)
-    assert longer[-1] == pytest.approx(segmentation.poly_factor(25, 80, warmup_steps=1)) and longer[-1] > 0.5
-
-
 class TwoClassByBrightness(nn.Module):
     """Class 1 where the image is bright: a model whose right answer is known, for predict tests."""
 
