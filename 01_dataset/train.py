@@ -86,6 +86,7 @@ def data_root(args: argparse.Namespace, rt: runtime.Runtime) -> tuple[Path, str]
     else:
         root = args.output_dir / "dataset" if args.data == "synthetic" else args.data_path / "dataset"
         if args.data == "synthetic" and rt.is_main:
+            runtime.prepare_output(args, rt)
             write_synthetic(root, args.synthetic_size or SYNTHETIC_SIZE, args.image_size, args.seed)
         layout = "notes-layout"
     if rt.distributed:

@@ -115,6 +115,15 @@ def convolutionalize(vgg_state_dict: dict[str, torch.Tensor]) -> dict[str, torch
     return out
 
 
+def backbone_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The backbone part (`features.*`, `fc.*`) of a VGG16 classifier's state_dict (convolutionalized) or of an FCN
+    checkpoint's; score and upsampling layers are left out, since a backbone knows no classes."""
+    if "classifier.0.weight" in state and "classifier.3.weight" in state and state["classifier.0.weight"].dim() == 2 \
+            and state["classifier.0.weight"].shape[1] % 49 == 0:
+        state = convolutionalize(state)
+    return {k: v for k, v in state.items() if k.startswith(("features.", "fc."))}
+
+
 def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
     """`name` in MODELS; kwargs: `backbone` ("vgg16" or "light")."""
     if name not in SKIPS:

@@ -11,13 +11,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from torch import nn
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import cli, runtime  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.seg_train import (add_segmentation_args, crop_size, fit_segmentation,  # noqa: E402
                               segmentation_loaders)
-from common.weights import load_matching, torchvision_state_dict  # noqa: E402
-from model import BACKBONES, MODELS, build_model, convolutionalize  # noqa: E402
+from common.weights import LoadReport, is_weights_name, load_matching, resolve_state_dict  # noqa: E402
+from model import BACKBONES, MODELS, backbone_state_dict, build_model  # noqa: E402
 
 
 VOC_CROP_SIZE = 480
@@ -29,28 +31,33 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default="fcn8s", choices=MODELS)
     parser.add_argument("--backbone", default="vgg16", choices=tuple(BACKBONES),
                         help="vgg16: the paper's (ImageNet weights load); light: 1/8 width + BatchNorm, for CPU runs")
-    parser.add_argument("--weights-backbone", default=None, metavar="NAME",
-                        help="torchvision VGG16 weights (e.g. VGG16_Weights.IMAGENET1K_V1), fc6/fc7 convolutionalized")
+    parser.add_argument("--weights-backbone", default=None, metavar="NAME|FILE",
+                        help="VGG16 weights, fc6/fc7 convolutionalized: a torchvision name (VGG16_Weights.IMAGENET1K_V1,"
+                             " downloaded) or a local file (a torchvision vgg16 state_dict or any checkpoint)")
     add_segmentation_args(parser, VOC_CROP_SIZE)
     return parser
+
+
+def load_backbone(model: nn.Module, source: str, log) -> LoadReport:
+    """VGG16's conv layers and fc6/fc7 (convolutionalized) from a torchvision name (downloaded) or a local file: a
+    torchvision `vgg16().state_dict()` or any checkpoint holding them (an FCN's own included; its score layers are
+    left out). Shape-matched, with the load report."""
+    state = backbone_state_dict(resolve_state_dict(source, flag="--weights-backbone"))
+    return load_matching(model, state, log=log, flag="--weights-backbone")
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = get_args_parser().parse_args(argv)
     crop = crop_size(args, VOC_CROP_SIZE)
-    if args.weights_backbone and args.backbone != "vgg16":
-        raise UserError("--weights-backbone needs --backbone vgg16 (the light backbone has no ImageNet weights)")
+    if is_weights_name(args.weights_backbone) and args.backbone != "vgg16":
+        raise UserError(f"--weights-backbone {args.weights_backbone} needs --backbone vgg16 (the light backbone has no "
+                        "torchvision weights; a local file of light weights works)")
     rt = runtime.setup(args)
     train_loader, val_loader, classes = segmentation_loaders(args, rt, crop)
     model = build_model(args.model, num_classes=len(classes), backbone=args.backbone)
     log = print if rt.is_main else None
     if args.weights_backbone:
-        try:
-            converted = convolutionalize(torchvision_state_dict(args.weights_backbone))
-        except KeyError:
-            raise UserError(f"--weights-backbone {args.weights_backbone} has no VGG classifier (use VGG16 weights)") \
-                from None
-        load_matching(model, converted, log=log)
+        load_backbone(model, args.weights_backbone, log)
     if args.weights:
         load_matching(model, args.weights, log=log)
     return fit_segmentation(model, train_loader, val_loader, args=args, rt=rt, classes=classes, model_name=args.model,

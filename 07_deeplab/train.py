@@ -21,7 +21,7 @@ from common import cli, runtime, segmentation  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.seg_train import (add_segmentation_args, crop_size, fit_segmentation,  # noqa: E402
                               segmentation_loaders)
-from common.weights import load_matching, torchvision_state_dict  # noqa: E402
+from common.weights import is_weights_name, load_matching, resolve_state_dict, sub_state_dict  # noqa: E402
 from model import BACKBONES, DEFAULTS, MODELS, build_model  # noqa: E402
 
 WEIGHTS_PREFIX = {"vgg16": "VGG16_Weights.", "resnet18": "ResNet18_Weights.", "resnet50": "ResNet50_Weights.",
@@ -45,9 +45,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--aux", action="store_true", help="auxiliary FCN head on the stride-16 stage")
     parser.add_argument("--aux-weight", type=float, default=0.4,
                         help="weight of the auxiliary loss (default: %(default)s)")
-    parser.add_argument("--weights-backbone", default=None, metavar="NAME",
-                        help="torchvision ImageNet weights for the backbone, e.g. ResNet101_Weights.IMAGENET1K_V1 "
-                             "(online; VGG16's fc6/fc7 are decimated into LargeFOV's fc6/fc7 for V1)")
+    parser.add_argument("--weights-backbone", default=None, metavar="NAME|FILE",
+                        help="ImageNet weights for the backbone: a torchvision name such as "
+                             "ResNet101_Weights.IMAGENET1K_V1 (downloaded), or a local file (a torchvision "
+                             "state_dict or any checkpoint), loaded by name and shape with a report; VGG16's fc6/fc7 "
+                             "are decimated into LargeFOV's fc6/fc7 for V1")
     add_segmentation_args(parser, VOC_CROP_SIZE)
     return parser
 
@@ -62,12 +64,15 @@ def decimate_vgg_fc(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             "3.weight": fc7.contiguous(), "3.bias": state["classifier.3.bias"][::4].contiguous()}
 
 
-def load_backbone_weights(model: torch.nn.Module, name: str, backbone: str, log) -> None:
-    """Shape-matched ImageNet weights into `model.backbone`, whose parameter names are torchvision's."""
-    state = torchvision_state_dict(name)  # offline: UserError
-    load_matching(model.backbone, state, log=log)
-    if model.version == "deeplabv1" and backbone == "vgg16":
-        load_matching(model.head, decimate_vgg_fc(state), log=log)
+def load_backbone_weights(model: torch.nn.Module, source: str, backbone: str, log) -> None:
+    """ImageNet weights into `model.backbone` (torchvision's parameter names), shape-matched with the load report:
+    a torchvision weights name (downloaded) or a local file (`torch.save(torchvision.models.resnet101(weights=...)
+    .state_dict(), path)`, or any checkpoint; a whole-model checkpoint contributes its `backbone.` part). For V1 on
+    VGG16, fc6/fc7 are decimated into LargeFOV's head when the file has VGG's classifier."""
+    state = sub_state_dict(resolve_state_dict(source, flag="--weights-backbone"), "backbone.")
+    load_matching(model.backbone, state, log=log, flag="--weights-backbone")
+    if model.version == "deeplabv1" and backbone == "vgg16" and "classifier.0.weight" in state:
+        load_matching(model.head, decimate_vgg_fc(state), log=log, flag="--weights-backbone")
 
 
 def make_criterion(aux_weight: float):
@@ -94,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
                         "per channel; use --batch-size 2 or more")
     if args.aux_weight < 0:
         raise UserError(f"--aux-weight must be >= 0, got {args.aux_weight}")
-    if args.weights_backbone and not args.weights_backbone.startswith(WEIGHTS_PREFIX[backbone]):
+    if is_weights_name(args.weights_backbone) and not args.weights_backbone.startswith(WEIGHTS_PREFIX[backbone]):
         raise UserError(f"--weights-backbone {args.weights_backbone} does not fit --backbone {backbone} "
                         f"(expected {WEIGHTS_PREFIX[backbone]}<version>, e.g. {WEIGHTS_PREFIX[backbone]}IMAGENET1K_V1)")
     rt = runtime.setup(args)

@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms import v2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import cli, data, engine, metrics, runtime  # noqa: E402
+from common import cli, data, engine, metrics, runtime, schedule  # noqa: E402
 from common.checkpoint import load_file, save_checkpoint  # noqa: E402
 from common.classification import (IMAGENET_MEAN, IMAGENET_STD, fetch_hymenoptera,  # noqa: E402
                                    imagenet_preprocess, load_imagefolder)
@@ -42,7 +42,7 @@ from common.errors import UserError, cli_main  # noqa: E402
 from common.predict import preprocess_transform  # noqa: E402
 from common.synthetic import SyntheticShapes  # noqa: E402
 from common.tensor_loader import TensorLoader  # noqa: E402
-from common.weights import TORCHVISION_NAME, freeze, load_matching  # noqa: E402
+from common.weights import freeze, is_weights_name, load_matching, unfreeze  # noqa: E402
 from model import HEAD, MODELS, STAGES, HeadOnly, build_model, feature_extractor  # noqa: E402
 
 METHODS = ("scratch", "freeze", "features", "finetune")
@@ -103,7 +103,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--image-size must be at least 32 (the backbones downsample 32×), got {args.image_size}")
     if args.model == "tudui" and args.image_size not in (None, 32):
         raise UserError("--model tudui takes 32×32 inputs only (its Linear1 expects 64×4×4)")
-    if args.weights and not Path(args.weights).exists() and TORCHVISION_NAME.fullmatch(args.weights):
+    if is_weights_name(args.weights):
         expected = None if args.model == "tudui" else torchvision.models.get_model_weights(args.model).__name__
         if args.weights.split(".")[0] != expected:
             raise UserError(f"--weights {args.weights} does not fit --model {args.model}"
@@ -263,25 +263,13 @@ def frozen_stages(args: argparse.Namespace, epoch: int) -> int:
     return stages // 2 + 1 if args.freeze_stages is None else args.freeze_stages
 
 
-def _stay_in_eval(self: nn.Module, mode: bool = True) -> nn.Module:
-    """`train()` of a frozen BatchNorm layer: it stays in eval mode, so its running statistics are not updated."""
-    return nn.Module.train(self, False)
-
-
 def set_frozen(model: nn.Module, name: str, k: int) -> int:
-    """Freeze the first `k` backbone stages (requires_grad=False, BatchNorm in eval mode), unfreeze everything else.
-    Returns the number of trainable parameters."""
+    """Freeze the first `k` backbone stages (requires_grad=False, BatchNorm in eval mode: common/weights.freeze),
+    unfreeze everything else. Returns the number of trainable parameters."""
     prefixes = tuple(p for stage in STAGES[name][:k] for p in stage)
-    for param in model.parameters():
-        param.requires_grad_(True)
+    unfreeze(model)
     if prefixes:
         freeze(model, prefixes)
-    for module_name, module in model.named_modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            if prefixes and f"{module_name}.".startswith(prefixes):
-                module.train = _stay_in_eval.__get__(module)
-            else:
-                module.__dict__.pop("train", None)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -299,13 +287,9 @@ def make_optimizer(model: nn.Module, name: str, args: argparse.Namespace) -> tor
 
 # ----------------------------------------------------------------------------------------------------------------- main
 def initialise(model: nn.Module, args: argparse.Namespace, rt: runtime.Runtime) -> None:
-    """--weights: shape-matched loading, report printed and saved as JSON next to the checkpoints. --resume: the
-    checkpoint's weights now already, because the features method extracts vectors before the loop restores it."""
-    if args.weights:
-        report = load_matching(model, args.weights, log=print if rt.is_main else None)
-        if rt.is_main:
-            text = json.dumps({"source": str(args.weights), "model": args.model, **report.as_dict()}, indent=1)
-            (args.output_dir / "weights_report.json").write_text(text + "\n")
+    """--resume: the checkpoint's weights now already (the features method extracts vectors before the loop restores
+    it), after checking it is a run of this --model and --method. --weights: shape-matched loading, report printed and
+    saved as JSON next to the checkpoints."""
     if rt.resume is not None:
         method = rt.resume.get("extra", {}).get("method")
         if method != args.method or rt.resume.get("model_name") != args.model:
@@ -316,6 +300,11 @@ def initialise(model: nn.Module, args: argparse.Namespace, rt: runtime.Runtime) 
         except RuntimeError as exc:
             raise UserError(f"--resume {args.resume} does not fit this model "
                             f"({str(exc).splitlines()[0][:160]})") from None
+    if args.weights:
+        report = load_matching(model, args.weights, log=print if rt.is_main else None)
+        if rt.is_main:
+            text = json.dumps({"source": str(args.weights), "model": args.model, **report.as_dict()}, indent=1)
+            (runtime.prepare_output(args, rt) / "weights_report.json").write_text(text + "\n")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -334,7 +323,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = build_model(args.model, num_classes=len(classes))
     initialise(model, args, rt)
     optimizer = make_optimizer(model, args.model, args)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    scheduler = schedule.cosine_lr(optimizer, args.epochs)
     phase = {}
 
     def on_epoch_start(epoch: int, net: nn.Module, opt: torch.optim.Optimizer) -> None:

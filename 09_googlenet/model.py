@@ -114,7 +114,6 @@ class GoogLeNet(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        self.register_load_state_dict_post_hook(_aux_keys_optional)
 
     def _transform_input(self, x: torch.Tensor) -> torch.Tensor:
         """Map ImageNet-normalised input to the (x - 0.5) / 0.5 scaling the ported Caffe weights were trained with."""
@@ -139,11 +138,19 @@ class GoogLeNet(nn.Module):
         return (x, aux1, aux2) if with_aux else x
 
 
-def _aux_keys_optional(module: nn.Module, incompatible) -> None:
-    """Aux heads only matter for training, so their weights may be absent from (or extra in) a state_dict even with
-    strict=True: a checkpoint trained with aux heads loads into an aux-free model for prediction, and vice versa."""
-    for keys in (incompatible.missing_keys, incompatible.unexpected_keys):
-        keys[:] = [k for k in keys if not {"aux1", "aux2"} & set(k.split("."))]
+AUX_PREFIXES = ("aux1.", "aux2.")
+
+
+def load_without_aux(model: GoogLeNet, state_dict: dict[str, torch.Tensor]) -> None:
+    """Load `state_dict` strictly except for the auxiliary heads, which only matter in training: a checkpoint trained
+    with aux heads into an aux-free model for prediction, or an aux-free file into a model with aux heads (they keep
+    their initialisation). `model.load_state_dict(..., strict=True)` itself stays strict about every key."""
+    result = model.load_state_dict({k: v for k, v in state_dict.items() if not k.startswith(AUX_PREFIXES)},
+                                   strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith(AUX_PREFIXES)]
+    if missing or result.unexpected_keys:
+        raise RuntimeError(f"Error(s) in loading state_dict for {type(model).__name__}: missing keys {missing}, "
+                           f"unexpected keys {result.unexpected_keys}")
 
 
 class GoogLeNetLoss(nn.Module):

@@ -31,14 +31,25 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Write `state` to `path` atomically: temp file in the same folder, flush + fsync, then `os.replace`.
 
-    A crash (or a full disk) mid-save leaves the previous file at `path` untouched.
+    A crash (or a full disk) mid-save leaves the previous file at `path` untouched. The file gets the mode a plain
+    `open()` would give it under the umask (0644 under the usual 022), and the folder is created if needed: output
+    folders appear with their first file, never before.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 would hide checkpoints from teammates
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
             f.flush()

@@ -34,6 +34,9 @@ def add_common_args(parser: argparse.ArgumentParser, *, folder: str, data_choice
     g.add_argument("--output-dir", type=Path, default=Path("runs") / folder,
                    help="checkpoints and TensorBoard events (default: %(default)s)")
     g.add_argument("--resume", type=Path, default=None, metavar="PATH", help="continue from a checkpoint (e.g. last.pth)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --output-dir (its checkpoints and TensorBoard events are removed "
+                        "when this run writes its first file); without it such a folder is refused")
     g.add_argument("--weights", default=None, metavar="PATH",
                    help="initialise from a checkpoint, state_dict file or torchvision weights name (shape-matched)")
     g.add_argument("--limit-batches", type=int, default=None, metavar="N", help="cap train and eval batches per epoch")
@@ -81,13 +84,21 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
-def ensure_writable_dir(path: Path) -> None:
-    """Create `path` and prove we can write there, so a long run cannot die at its first checkpoint."""
+def ensure_writable_dir(path: Path, flag: str = "--output-dir") -> None:
+    """Prove that `path` can be created and written, so a long run cannot die at its first checkpoint, without
+    creating it: a run that stops on bad input leaves nothing behind. The folder appears with its first file."""
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{flag} {path} is not writable ({existing} is a file)")
+    if existing != path:
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise UserError(f"{flag} {path} is not writable (cannot create folders in {existing})")
+        return
     try:
-        path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
             pass
     except OSError as exc:
-        raise UserError(f"--output-dir {path} is not writable ({exc.strerror or exc})") from None
-    if not os.access(path, os.W_OK):
-        raise UserError(f"--output-dir {path} is not writable")
+        raise UserError(f"{flag} {path} is not writable ({exc.strerror or exc})") from None

@@ -8,12 +8,14 @@ import argparse
 import os
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from . import checkpoint, cli, distributed
+from .errors import UserError
 
 
 @dataclass
@@ -24,6 +26,7 @@ class Runtime:
     amp_dtype: torch.dtype | None = None  # None: full precision
     channels_last: bool = False
     resume: dict[str, Any] | None = field(default=None, repr=False)  # the loaded --resume checkpoint
+    replace: list[Path] = field(default_factory=list)  # --overwrite: the earlier run's files, removed before writing
 
     @property
     def is_main(self) -> bool:
@@ -41,11 +44,50 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+RUN_FILES = ("last.pth", "best.pth", "events.out.tfevents.*")
+
+
+def previous_run(output_dir: Path) -> list[Path]:
+    """The files of an earlier run in `output_dir`: its checkpoints and TensorBoard event files."""
+    if not output_dir.is_dir():
+        return []
+    return sorted(p for pattern in RUN_FILES for p in output_dir.glob(pattern) if p.is_file())
+
+
+def check_previous_run(args: argparse.Namespace) -> list[Path]:
+    """A second run into the same `--output-dir` would overwrite best.pth and stack its curves on the first run's.
+    Allowed: `--resume` of a checkpoint in that folder (the same run, continued) or `--overwrite` (returns the files to
+    remove); anything else is a `UserError` saying which of the three to use."""
+    found = previous_run(args.output_dir)
+    if not found:
+        return []
+    if getattr(args, "overwrite", False):
+        return found
+    if args.resume is not None and args.resume.resolve().parent == args.output_dir.resolve():
+        return []
+    raise UserError(f"--output-dir {args.output_dir} already holds a run ({found[0].name}); continue it with --resume "
+                    f"{args.output_dir / 'last.pth'}, replace it with --overwrite, or choose another --output-dir")
+
+
+def prepare_output(args: argparse.Namespace, rt: Runtime) -> Path:
+    """Call right before this run's first file is written (the engine does, before TensorBoard starts): creates
+    `--output-dir` and, with `--overwrite`, removes the earlier run's files now, not at start-up, so a run that stops
+    on bad input leaves the earlier one intact."""
+    if rt.is_main:
+        for path in rt.replace:
+            path.unlink(missing_ok=True)
+        rt.replace = []
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+    return args.output_dir
+
+
 def setup(args: argparse.Namespace) -> Runtime:
-    """Validate flags, pick the device, join DDP, decide AMP/channels_last and load `--resume` (validated, not applied)."""
+    """Validate flags, pick the device, join DDP, decide AMP/channels_last, load `--resume` (validated, not applied) and
+    check `--output-dir` (writable; not holding another run). Nothing is written here."""
     cli.check_args(args)
     device = cli.resolve_device(args.device)
     resume = checkpoint.load_checkpoint(args.resume) if args.resume is not None else None
+    replace = check_previous_run(args)  # every rank, before the process group forms: no rank has written yet
     rank, world_size, device = distributed.init_distributed(device)
     if rank == 0:
         cli.ensure_writable_dir(args.output_dir)
@@ -65,4 +107,5 @@ def setup(args: argparse.Namespace) -> Runtime:
         torch.backends.cudnn.allow_tf32 = True
     seed_everything(args.seed)
     return Runtime(device=device, rank=rank, world_size=world_size, amp_dtype=amp_dtype,
-                   channels_last=on_cuda if args.channels_last is None else args.channels_last, resume=resume)
+                   channels_last=on_cuda if args.channels_last is None else args.channels_last, resume=resume,
+                   replace=replace)

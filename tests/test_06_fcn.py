@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from common.errors import UserError
 from util import load
 
 fcn = load("06_fcn", "model")
@@ -122,7 +123,7 @@ def test_train_on_voc_layout_and_bad_input(tmp_path) -> None:
     summary = train.main([*args, "--output-dir", str(tmp_path / "run")])
     ckpt = torch.load(tmp_path / "run" / "last.pth", weights_only=True)
     assert len(ckpt["class_names"]) == 21 and len(summary["metrics"]["iou"]) == 21
-    with pytest.raises(UserError, match="--weights-backbone needs --backbone vgg16"):
+    with pytest.raises(UserError, match="--weights-backbone VGG16_Weights.IMAGENET1K_V1 needs --backbone vgg16"):
         train.main([*args, "--weights-backbone", "VGG16_Weights.IMAGENET1K_V1", "--output-dir", str(tmp_path / "x")])
     (voc / "ImageSets" / "Segmentation" / "val.txt").unlink()
     with pytest.raises(UserError, match="val split"):
@@ -140,3 +141,45 @@ def test_compare_trains_each_model_with_the_same_budget_and_prints_a_table(tmp_p
     for name in ("fcn32s", "fcn8s"):
         ckpt = torch.load(tmp_path / name / "last.pth", weights_only=True)
         assert ckpt["model_name"] == name and ckpt["args"]["epochs"] == 1 and ckpt["args"]["seed"] == 0
+
+
+def light_vgg_classifier_file(path) -> tuple[dict, dict]:
+    """A torchvision-format VGG state_dict (features + classifier.0/3/6 Linear layers) for the light backbone: what
+    `torch.save(torchvision.models.vgg16(weights=...).state_dict(), path)` gives for the real one."""
+    net = fcn.build_model("fcn32s", 21, backbone="light")
+    torch.manual_seed(1)
+    source = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in net.features.state_dict().items()}
+    source = {f"features.{k}": v for k, v in source.items()}
+    source.update({"classifier.0.weight": torch.randn(512, 64 * 49), "classifier.0.bias": torch.randn(512),
+                   "classifier.3.weight": torch.randn(512, 512), "classifier.3.bias": torch.randn(512),
+                   "classifier.6.weight": torch.randn(1000, 512), "classifier.6.bias": torch.randn(1000)})
+    torch.save(source, path)
+    return source, net.state_dict()
+
+
+def test_backbone_from_a_local_torchvision_format_file(tmp_path) -> None:
+    """Offline: --weights-backbone FILE; conv layers by name, fc6/fc7 convolutionalized, the score layers untouched."""
+    source, _ = light_vgg_classifier_file(tmp_path / "vgg.pth")
+    train = load("06_fcn", "train")
+    model = fcn.build_model("fcn8s", 6, backbone="light")
+    lines = []
+    report = train.load_backbone(model, str(tmp_path / "vgg.pth"), log=lines.append)
+    assert torch.equal(model.features[0].weight, source["features.0.weight"])
+    assert torch.equal(model.features[1].running_var, source["features.1.running_var"])
+    assert torch.equal(model.fc[0].weight, source["classifier.0.weight"].reshape(512, 64, 7, 7))
+    assert torch.equal(model.fc[3].weight[:, :, 0, 0], source["classifier.3.weight"])
+    assert model.score_fr.weight.abs().sum() == 0 and "score_fr.weight" in report.missing
+    assert not any(k.startswith("classifier") for k in report.unexpected)  # fc8 is no backbone: never offered
+    # every parameter but the 9 of the class-score and upsampling layers (score_fr, score_pool4, score_pool3: w + b;
+    # upscore2, upscore_pool4, upscore)
+    assert "parameter tensors" in lines[0] and len(report.loaded_parameters) == len(report.parameters) - 9
+
+
+def test_train_with_a_backbone_file_and_one_line_errors(tmp_path, capsys) -> None:
+    light_vgg_classifier_file(tmp_path / "vgg.pth")
+    train = load("06_fcn", "train")
+    args = [*FAST, "--limit-batches", "1"]
+    train.main([*args, "--weights-backbone", str(tmp_path / "vgg.pth"), "--output-dir", str(tmp_path / "run")])
+    assert "loaded" in capsys.readouterr().out
+    with pytest.raises(UserError, match=r"^--weights-backbone \S*nowhere.pth: no such file, and not a torchvision"):
+        train.main([*args, "--weights-backbone", str(tmp_path / "nowhere.pth"), "--output-dir", str(tmp_path / "x")])

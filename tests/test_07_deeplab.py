@@ -9,6 +9,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from common import weights
+from common.errors import UserError
 from common.metrics import ConfusionMatrix
 from common.synthetic import SyntheticSegmentation
 from util import load
@@ -245,7 +247,7 @@ def test_bad_training_flags_are_one_line_errors(tmp_path, flags: list[str], mess
 
 def test_backbone_weights_load_by_name_and_vgg_fc_decimation(monkeypatch) -> None:
     source = torchvision.models.resnet18().state_dict()
-    monkeypatch.setattr(TRAIN, "torchvision_state_dict", lambda name: source)
+    monkeypatch.setattr(weights, "torchvision_state_dict", lambda name, flag: source)
     model = M.build_model("deeplabv3", 3, backbone="resnet18")
     TRAIN.load_backbone_weights(model, "ResNet18_Weights.IMAGENET1K_V1", "resnet18", log=None)
     assert all(torch.equal(v, source[k]) for k, v in model.backbone.state_dict().items())
@@ -258,3 +260,31 @@ def test_backbone_weights_load_by_name_and_vgg_fc_decimation(monkeypatch) -> Non
     assert head["0.weight"].shape == (1024, 512, 3, 3) and head["0.weight"][1, 3, 1, 2] == 7.0
     assert head["0.weight"].sum() == 7.0 and head["3.weight"].shape == (1024, 1024, 1, 1)
     assert head["3.weight"][2, 3, 0, 0] == 5.0 and head["3.bias"][1] == 4.0
+
+
+def test_backbone_weights_from_local_files(tmp_path) -> None:
+    """Offline users pass a file: a torchvision state_dict, or any checkpoint (a whole DeepLab's `backbone.` part)."""
+    source = torchvision.models.resnet18().state_dict()
+    torch.save(source, tmp_path / "resnet18.pth")
+    torch.save({"model": {f"backbone.{k}": v for k, v in source.items() if not k.startswith("fc.")},
+                "epoch": 3}, tmp_path / "deeplab.pth")
+    for name in ("resnet18.pth", "deeplab.pth"):
+        model = M.build_model("deeplabv3", 3, backbone="resnet18")
+        lines = []
+        TRAIN.load_backbone_weights(model, str(tmp_path / name), "resnet18", log=lines.append)
+        assert all(torch.equal(v, source[k]) for k, v in model.backbone.state_dict().items())
+        assert "(100.0% of parameters)" in lines[0].splitlines()[0]
+    with pytest.raises(UserError, match=r"^--weights-backbone \S*nowhere.pth: no such file"):
+        TRAIN.load_backbone_weights(model, str(tmp_path / "nowhere.pth"), "resnet18", log=None)
+
+
+def test_train_accepts_a_backbone_file_and_names_the_flag_when_it_is_missing(tmp_path, capsys) -> None:
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "resnet18.pth")
+    args = ["--data", "synthetic", "--model", "deeplabv3", "--backbone", "resnet18", "--synthetic-size", "4", "-b", "2",
+            "--crop-size", "32", "--epochs", "1", "--limit-batches", "1"]
+    TRAIN.main([*args, "--weights-backbone", str(tmp_path / "resnet18.pth"), "--output-dir", str(tmp_path / "run")])
+    assert "loaded 60/60 parameter tensors (100.0% of parameters)" in capsys.readouterr().out
+    with pytest.raises(UserError, match="--weights-backbone .*nowhere.pth: no such file"):
+        TRAIN.main([*args, "--weights-backbone", str(tmp_path / "nowhere.pth"), "--output-dir", str(tmp_path / "x")])
+    with pytest.raises(UserError, match="does not fit --backbone resnet18"):
+        TRAIN.main([*args, "--weights-backbone", "ResNet50_Weights.IMAGENET1K_V1", "--output-dir", str(tmp_path / "y")])

@@ -307,3 +307,13 @@ def test_compare_records_the_table_in_the_readme(tmp_path, monkeypatch):
         assert len(accuracies) == 3 and all(0 <= a <= 1 for a in accuracies)
         assert accuracies[0] == pytest.approx(sum(accuracies[1:]) / 2, abs=1e-3)  # the mean of the two seeds
     assert "extraction" in rows[2][5] and "source val accuracy" in table
+
+
+def test_a_checkpoint_of_another_architecture_is_refused_not_loaded(tmp_path):
+    """Issue 11: a MobileNetV1 (α 0.5) checkpoint matched MobileNetV2 only in one `num_batches_tracked` buffer, "loaded
+    1 tensors" and --method freeze trained a head on a random frozen backbone."""
+    v1 = load("05_mobilenet", "model").build_model("mobilenet_v1", 10, width_mult=0.5)
+    torch.save({"model": v1.state_dict()}, tmp_path / "v1.pth")
+    with pytest.raises(UserError, match="no parameter of the model matches.*buffers did"):
+        load("08_transfer", "train").main([*FAST, "--model", "mobilenet_v2", "--method", "freeze",
+                                           "--weights", str(tmp_path / "v1.pth"), "--output-dir", str(tmp_path / "o")])

@@ -117,15 +117,25 @@ def test_loss_is_main_plus_0_3_times_aux() -> None:
     torch.testing.assert_close(criterion(main, target), ce(main, target))
 
 
-def test_aux_weights_are_optional_when_loading() -> None:
+def test_strict_loading_is_strict_and_aux_free_loading_is_explicit() -> None:
+    """`load_state_dict(strict=True)` refuses a state_dict without aux heads (no hidden relaxation); the documented
+    `load_without_aux` skips exactly the aux keys and stays strict about every other one."""
     with_aux = G.build_model("googlenet", 4)
     without = G.build_model("googlenet", 4, aux_logits=False)
-    without.load_state_dict(with_aux.state_dict(), strict=True)       # trained with aux → predict without
-    with_aux.load_state_dict(without.state_dict(), strict=True)       # torchvision-style file without aux keys
+    with pytest.raises(RuntimeError, match="aux1.conv.conv.weight"):
+        with_aux.load_state_dict(without.state_dict(), strict=True)
+    with pytest.raises(RuntimeError, match="aux2.fc2.bias"):
+        without.load_state_dict(with_aux.state_dict(), strict=True)
+    aux_before = with_aux.aux1.fc2.weight.detach().clone()
+    G.load_without_aux(without, with_aux.state_dict())                 # trained with aux → predict without
     torch.testing.assert_close(without.fc.weight, with_aux.fc.weight)
+    G.load_without_aux(with_aux, without.state_dict())                 # an aux-free file: aux heads keep their init
+    assert torch.equal(with_aux.aux1.fc2.weight, aux_before)
     broken = {k: v for k, v in without.state_dict().items() if k != "fc.weight"}
-    with pytest.raises(RuntimeError, match="fc.weight"):                # other keys stay strict
-        without.load_state_dict(broken, strict=True)
+    with pytest.raises(RuntimeError, match="missing keys \\['fc.weight'\\]"):
+        G.load_without_aux(without, broken)
+    with pytest.raises(RuntimeError, match="unexpected keys \\['extra'\\]"):
+        G.load_without_aux(without, {**without.state_dict(), "extra": torch.ones(1)})
 
 
 @pytest.mark.parametrize("compat", [False, True])
@@ -178,6 +188,8 @@ def test_torchvision_state_dict_file_into_compat_with_new_head(tmp_path: Path, c
     assert tuned["model"]["fc.weight"].shape == (10, 1024) and not any(k.startswith("aux") for k in tuned["model"])
     key = "inception4c.branch3.1.conv.weight"
     assert tuned["model"][key].shape == (64, 24, 3, 3) and torch.equal(tuned["model"][key], source[key])
+    frozen = [k for k in source if k.startswith(("conv", "inception"))]  # BatchNorm statistics stay frozen too
+    assert frozen and all(torch.equal(tuned["model"][k], source[k]) for k in frozen)
 
 
 def test_torchvision_weights_name_needs_compat_variant(tmp_path: Path) -> None:

@@ -97,8 +97,50 @@ def test_shape_matched_loading_reports_missing_and_accepts_checkpoints():
 
 
 def test_zero_matching_tensors_is_an_error():
-    with pytest.raises(UserError, match="no tensor in the weights matches"):
+    with pytest.raises(UserError, match="no parameter of the model matches"):
         weights.load_matching(Net(3), {"other.weight": torch.ones(2)}, log=None)
+
+
+def test_matching_buffers_alone_is_an_error_not_a_load():
+    """A BatchNorm's num_batches_tracked matches any BatchNorm of the same name: that alone must not count as loaded
+    weights (issue 11: a MobileNetV1 checkpoint 'loaded 1 tensors' into a MobileNetV2 and trained a random backbone)."""
+    source = {"features.1.num_batches_tracked": torch.tensor(7), "features.0.weight": torch.ones(8, 3, 3, 3)}
+    with pytest.raises(UserError, match=r"no parameter of the model matches.*\(1 buffers did, 1 shape mismatches"):
+        weights.load_matching(Net(3), source, log=None)
+
+
+def test_load_report_counts_parameters_and_buffers_apart():
+    source = Net(10).state_dict()  # head.weight / head.bias mismatch: 10 classes vs 3
+    lines = []
+    report = weights.load_matching(Net(3), source, log=lines.append)
+    assert report.loaded_parameters == ["features.0.weight", "features.0.bias", "features.1.weight", "features.1.bias"]
+    assert report.loaded_buffers == ["features.1.running_mean", "features.1.running_var",
+                                     "features.1.num_batches_tracked"]
+    total = 4 * 27 + 4 + 4 + 4 + 3 * 4 + 3
+    assert report.parameter_share == pytest.approx((4 * 27 + 12) / total)
+    assert lines[0].splitlines()[0] == (f"loaded 4/6 parameter tensors ({100 * (4 * 27 + 12) / total:.1f}% of "
+                                        "parameters) and 3 buffers; shape-mismatched 2, missing 0, unexpected 0")
+    assert report.as_dict()["parameter_share"] == report.parameter_share and report.as_dict()["parameters"] == 6
+
+
+def test_weights_source_errors_name_the_flag(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=r"^--weights-backbone nowhere\.pth: no such file, and not a torchvision"):
+        weights.resolve_state_dict("nowhere.pth", flag="--weights-backbone")
+    with pytest.raises(UserError, match=r"^--weights-backbone 'Nope_Weights.X' is neither a file nor"):
+        weights.resolve_state_dict("Nope_Weights.X", flag="--weights-backbone")
+    named = tmp_path / "ResNet18_Weights.IMAGENET1K_V1"  # a file wins over the weights name it looks like
+    torch.save({"w": torch.ones(1)}, named)
+    assert weights.resolve_state_dict(str(named))["w"].item() == 1
+    torch.save([torch.ones(1)], tmp_path / "list.pth")
+    with pytest.raises(UserError, match="^--weights: the weights file holds a list"):
+        weights.resolve_state_dict(tmp_path / "list.pth")
+
+
+def test_sub_state_dict_takes_a_prefix_or_everything():
+    state = {"backbone.conv1.weight": torch.ones(1), "head.0.weight": torch.zeros(1)}
+    assert list(weights.sub_state_dict(state, "backbone.")) == ["conv1.weight"]
+    assert list(weights.sub_state_dict({"conv1.weight": torch.ones(1)}, "backbone.")) == ["conv1.weight"]
 
 
 def test_freeze_by_prefix():
@@ -107,6 +149,22 @@ def test_freeze_by_prefix():
     assert [n for n, p in model.named_parameters() if p.requires_grad] == ["head.weight", "head.bias"]
     with pytest.raises(UserError, match="nothing to freeze"):
         weights.freeze(model, ["backbone."])
+
+
+def test_frozen_batchnorm_keeps_its_statistics_and_unfreeze_restores_training():
+    """One meaning of 'freeze' for 05, 08 and 09: frozen BatchNorm layers stay in eval mode through model.train()."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4))
+    weights.freeze(model, ["0.", "1."])
+    model.train()
+    assert not model[1].training and model[3].training and model.training
+    before = [model[i].running_mean.clone() for i in (1, 3)]
+    model(torch.randn(2, 3, 5, 5) + 3)
+    assert torch.equal(model[1].running_mean, before[0]) and not torch.equal(model[3].running_mean, before[1])
+    weights.unfreeze(model)
+    model.train()
+    assert model[1].training and all(p.requires_grad for p in model.parameters())
+    model(torch.randn(2, 3, 5, 5) + 3)
+    assert not torch.equal(model[1].running_mean, before[0])
 
 
 def test_confusion_matrix_against_hand_computed_example():

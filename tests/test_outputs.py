@@ -1,0 +1,168 @@
+"""What a run writes, and when: checkpoint permissions, no folder before the first file, nothing left by a failed
+download, and a second run into the same --output-dir (refused, --resume, --overwrite). Issue 11, cases 6, 8, 9, 11."""
+import os
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from common import checkpoint, classification, runtime
+from common.errors import UserError
+from common.files import removed_on_failure
+from util import load
+
+FAST = ["--data", "synthetic", "--synthetic-size", "64", "-b", "32", "--epochs", "1", "--print-freq", "1"]
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test, and put the old one back."""
+    saved = os.umask(0o022)
+    yield os.umask
+    os.umask(saved)
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_checkpoints_get_the_mode_of_a_normal_file(tmp_path, umask, mask, mode):
+    umask(mask)
+    checkpoint.save_checkpoint({"w": torch.ones(1)}, tmp_path / "new" / "last.pth")
+    assert (tmp_path / "new" / "last.pth").stat().st_mode & 0o777 == mode  # mkstemp alone gives 0600
+
+
+def test_train_writes_checkpoints_a_teammate_can_read(tmp_path, umask):
+    umask(0o022)
+    load("03_cifar_train", "train").main([*FAST, "--limit-batches", "1", "--output-dir", str(tmp_path / "run")])
+    for name in ("last.pth", "best.pth"):
+        assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("folder, args", [
+    ("03_cifar_train", ["--data", "cifar10"]),
+    ("05_mobilenet", ["--data", "imagefolder"]),
+    ("06_fcn", ["--data", "voc", "--backbone", "light"]),
+    ("08_transfer", ["--data", "imagefolder", "--method", "scratch"]),
+])
+def test_a_failed_start_creates_no_output_folder(tmp_path, folder, args):
+    out = tmp_path / "runs" / "new"
+    with pytest.raises(UserError):
+        load(folder, "train").main([*args, "--data-path", str(tmp_path / "no_data"), "--output-dir", str(out)])
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "no_data").exists()
+
+
+def test_output_dir_checks_do_not_create_it(tmp_path):
+    from common import cli
+
+    cli.ensure_writable_dir(tmp_path / "a" / "b")
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="is not writable .*file is a file"):
+        cli.ensure_writable_dir(tmp_path / "file" / "run")
+    os.chmod(tmp_path, 0o500)
+    try:
+        if not os.access(tmp_path, os.W_OK):  # root may write anyway
+            with pytest.raises(UserError, match="cannot create folders in"):
+                cli.ensure_writable_dir(tmp_path / "run")
+    finally:
+        os.chmod(tmp_path, 0o700)
+
+
+def offline_download(url, download_root, **kwargs):
+    """What an interrupted download leaves: the folder and a partial archive, then the network error."""
+    Path(download_root).mkdir(parents=True, exist_ok=True)
+    (Path(download_root) / "hymenoptera_data.zip").write_bytes(b"PK\x03\x04 half")
+    raise urllib.error.URLError("offline")
+
+
+def test_a_failed_download_leaves_no_empty_data_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", offline_download)
+    with pytest.raises(UserError, match="could not download"):
+        classification.fetch_hymenoptera(tmp_path / "data" / "sets", download=True)
+    assert not (tmp_path / "data").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(UserError, match="could not download"):
+        classification.fetch_hymenoptera(tmp_path / "mine", download=True)
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]  # only the partial archive went
+
+
+def test_removed_on_failure_keeps_what_succeeds(tmp_path):
+    with removed_on_failure(tmp_path / "new"):
+        (tmp_path / "new").mkdir()
+        (tmp_path / "new" / "x").write_text("done")
+    assert (tmp_path / "new" / "x").read_text() == "done"
+    with pytest.raises(KeyboardInterrupt):
+        with removed_on_failure(tmp_path / "new"):
+            (tmp_path / "new" / "sub").mkdir()
+            (tmp_path / "new" / "y").write_text("partial")
+            raise KeyboardInterrupt
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["x"]
+
+
+def fake_cifar(root: Path, corrupt: str | None = None, missing: str | None = None) -> Path:
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
+                 "batches.meta"):
+        if name != missing:
+            (folder / name).write_bytes(b"x")
+    return folder
+
+
+def test_damaged_cifar10_names_the_file_not_a_missing_set(tmp_path, monkeypatch):
+    import torchvision.datasets.utils as tv_utils
+
+    good = {}
+
+    def integrity(path, md5=None):  # every fake file passes but the one that is "corrupt"
+        return Path(path).name != good["corrupt"]
+
+    monkeypatch.setattr(tv_utils, "check_integrity", integrity)
+    good["corrupt"] = "data_batch_3"
+    fake_cifar(tmp_path / "a")
+    with pytest.raises(UserError, match=r"data_batch_3 is corrupt or incomplete.*delete .*--download"):
+        classification.load_cifar10(tmp_path / "a", download=False)
+    good["corrupt"] = None
+    fake_cifar(tmp_path / "b", missing="test_batch")
+    with pytest.raises(UserError, match=r"cifar-10-batches-py/test_batch is missing"):
+        classification.load_cifar10(tmp_path / "b", download=False)
+    with pytest.raises(UserError, match="CIFAR-10 not found under .*add --download"):
+        classification.load_cifar10(tmp_path / "empty", download=False)
+    assert classification.cifar10_problem(tmp_path / "empty") is None
+
+
+def events(folder: Path) -> list[Path]:
+    return sorted(folder.glob("events.out.tfevents.*"))
+
+
+def test_a_second_run_into_the_same_folder_is_refused_then_resumed_or_overwritten(tmp_path):
+    train = load("03_cifar_train", "train")
+    out = tmp_path / "run"
+    train.main([*FAST, "--limit-batches", "1", "--output-dir", str(out)])
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(UserError, match=r"already holds a run \(best.pth\); continue it with --resume .*last.pth, "
+                                        r"replace it with --overwrite"):
+        train.main([*FAST, "--limit-batches", "1", "--output-dir", str(out)])
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first  # refused before writing anything
+    other = tmp_path / "other"
+    train.main([*FAST, "--limit-batches", "1", "--output-dir", str(other)])
+    with pytest.raises(UserError, match="already holds a run"):  # someone else's checkpoint into this run's folder
+        train.main([*FAST, "--epochs", "2", "--output-dir", str(out), "--resume", str(other / "last.pth")])
+    train.main([*FAST, "--epochs", "2", "--limit-batches", "1", "--output-dir", str(out),
+                "--resume", str(out / "last.pth")])
+    assert len(events(out)) == 2 and torch.load(out / "last.pth", weights_only=True)["epoch"] == 1
+    train.main([*FAST, "--limit-batches", "1", "--output-dir", str(out), "--overwrite", "--seed", "5"])
+    assert len(events(out)) == 1 and events(out)[0].name not in first  # one run's curves, not two stacked
+    for name in ("last.pth", "best.pth"):
+        ckpt = torch.load(out / name, weights_only=True)
+        assert ckpt["args"]["seed"] == 5 and ckpt["epoch"] == 0
+
+
+def test_previous_run_lists_only_run_files(tmp_path):
+    (tmp_path / "feature_cache").mkdir()
+    (tmp_path / "notes.txt").write_text("x")
+    assert runtime.previous_run(tmp_path) == [] and runtime.previous_run(tmp_path / "none") == []
+    (tmp_path / "events.out.tfevents.1.host").write_bytes(b"")
+    (tmp_path / "best.pth").write_bytes(b"")
+    assert [p.name for p in runtime.previous_run(tmp_path)] == ["best.pth", "events.out.tfevents.1.host"]
