@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         summary = train_main(["--data", "synthetic", "--model", name, "--backbone", args.backbone,
                               "--epochs", str(args.epochs), "--synthetic-size", str(args.synthetic_size),
                               "-b", str(args.batch_size), "--lr", str(args.lr), "--seed", str(args.seed),
-                              "--device", args.device, "--print-freq", "50", "--output-dir", str(args.output_dir / name)])
+                              "--device", args.device, "--print-freq", "50", "--output-dir", str(args.output_dir / name),
+                              "--overwrite"])
         metrics = summary["metrics"]
         rows.append({"model": name, "params": sum(p.numel() for p in build_model(name, 6, backbone=args.backbone)
                                                   .parameters()),

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         start = time.perf_counter()
         flags = ["--data", "synthetic", "--model", name, "--backbone", args.backbone, "--epochs", str(args.epochs),
                  "--synthetic-size", str(args.synthetic_size), "-b", str(args.batch_size), "--lr", str(args.lr),
-                 "--output-dir", str(args.output_dir / name), "--print-freq", "50", "--device", "cpu"]
+                 "--output-dir", str(args.output_dir / name), "--overwrite", "--print-freq", "50", "--device", "cpu"]
         if args.output_stride:
             flags += ["--output-stride", str(args.output_stride)]
         summary = train.main(flags)

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> str:
         summary = train.main([*common, "--synthetic-task", "source", "--method", "scratch",
                               "--synthetic-size", str(args.source_size), "--epochs", str(args.source_epochs),
                               "-b", str(min(32, args.source_size)), "--lr", str(args.source_lr),
-                              "--output-dir", str(out)])
+                              "--output-dir", str(out), "--overwrite"])
         source = str(out / "best.pth")
         source_note = (f"{args.model} trained from scratch on the source task ({args.source_size} images of 6 shapes, "
                        f"{args.source_epochs} epochs): source val accuracy {summary['best_metric']:.3f}")
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> str:
             summary = train.main([*common, *flags, *weights, "--epochs", str(args.epochs), "--shots", str(args.shots),
                                   "--val-per-class", str(args.val_per_class), "-b", str(args.batch_size),
                                   "--lr", str(args.lr), "--seed", str(seed), "--output-dir", str(out),
-                                  "--feature-cache", str(args.output_dir / "feature_cache")])
+                                  "--overwrite", "--feature-cache", str(args.output_dir / "feature_cache")])
             cache = summary.get("feature_cache", {})
             results.setdefault(name, []).append({
                 "accuracy": summary["metrics"]["accuracy"], "trainable": summary["trainable_params"],
