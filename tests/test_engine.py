@@ -1,0 +1,147 @@
+"""common/engine.py with a scripted metric: which epoch best.pth holds, what the checkpoint and TensorBoard carry, how the
+scheduler is stepped, the per-image mean test loss, and the train loss logged per --print-freq window."""
+import argparse
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+from torch import nn
+
+from common import cli, engine
+from common.runtime import Runtime
+
+
+class Scripted:
+    """A metric whose primary value per evaluation is given in advance (best.pth must follow it)."""
+
+    primary = "score"
+
+    def __init__(self, scores: list[float]) -> None:
+        self.scores, self.calls = list(scores), 0
+
+    def reset(self) -> None:
+        pass
+
+    def update(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        pass
+
+    def reduce(self) -> None:
+        pass
+
+    def compute(self) -> dict[str, float]:
+        self.calls += 1
+        return {"score": self.scores[self.calls - 1]}
+
+
+def make_args(tmp_path: Path, *extra: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    cli.add_common_args(parser, folder="x", data_choices=("synthetic",), epochs=3, batch_size=2, lr=0.1)
+    return parser.parse_args(["--output-dir", str(tmp_path / "run"), "--print-freq", "2", *extra])
+
+
+def batches(n: int, size: int = 2, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(size, 4, generator=g), torch.randint(0, 3, (size,), generator=g)) for _ in range(n)]
+
+
+def run(tmp_path, scores, *extra, scheduler_factory=None, interval="epoch", model=None):
+    torch.manual_seed(0)
+    model = model or nn.Linear(4, 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = scheduler_factory(optimizer) if scheduler_factory else None
+    args = make_args(tmp_path, *extra)
+    meta = engine.Meta(model_name="linear", class_names=["a", "b", "c"], model_kwargs={"k": 1},
+                       preprocess={"mean": [0.5]}, extra={"note": Path("p")})
+    summary = engine.fit(model, nn.CrossEntropyLoss(), optimizer, batches(4), batches(3, seed=1), args=args,
+                         rt=Runtime(device=torch.device("cpu")), metric=Scripted(scores), meta=meta,
+                         scheduler=scheduler, scheduler_interval=interval)
+    return summary, args.output_dir, optimizer
+
+
+def test_best_pth_holds_the_best_epoch_and_last_pth_the_last(tmp_path):
+    summary, out, _ = run(tmp_path, [0.5, 0.9, 0.7])
+    best, last = (torch.load(out / name, weights_only=True) for name in ("best.pth", "last.pth"))
+    assert best["epoch"] == 1 and best["metrics"]["score"] == 0.9 and best["best_metric"] == 0.9
+    assert last["epoch"] == 2 and last["metrics"]["score"] == 0.7 and last["best_metric"] == 0.9
+    assert summary == {"epoch": 2, "best_metric": 0.9, "metrics": last["metrics"], "checkpoint": out / "last.pth"}
+    assert not torch.equal(best["model"]["weight"], last["model"]["weight"])
+
+
+def test_a_nan_score_never_becomes_best(tmp_path):
+    _, out, _ = run(tmp_path, [0.4, float("nan"), 0.3])
+    assert torch.load(out / "best.pth", weights_only=True)["epoch"] == 0
+    assert torch.load(out / "last.pth", weights_only=True)["best_metric"] == 0.4
+
+
+def test_checkpoint_is_self_describing(tmp_path):
+    _, out, optimizer = run(tmp_path, [0.1, 0.2, 0.3])
+    ckpt = torch.load(out / "last.pth", weights_only=True)
+    assert (ckpt["model_name"], ckpt["class_names"], ckpt["model_kwargs"]) == ("linear", ["a", "b", "c"], {"k": 1})
+    assert ckpt["preprocess"] == {"mean": [0.5]} and ckpt["extra"] == {"note": "p"}
+    assert ckpt["args"]["epochs"] == 3 and ckpt["args"]["output_dir"] == str(out)
+    assert ckpt["schedule"] == {"epochs": 3, "steps_per_epoch": 4} and ckpt["scheduler"] is None
+    assert ckpt["torch_version"] == str(torch.__version__)
+    assert ckpt["optimizer"]["state"][0]["momentum_buffer"].shape == (3, 4)  # optimizer state saved for --resume
+    assert ckpt["optimizer"]["param_groups"][0]["lr"] == optimizer.param_groups[0]["lr"]
+
+
+def test_epoch_scheduler_steps_once_per_epoch_and_step_scheduler_once_per_step(tmp_path):
+    def counting(optimizer):
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1 + step))
+
+    _, _, opt = run(tmp_path / "e", [0, 0, 0], scheduler_factory=counting, interval="epoch")
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 / 4)
+    _, _, opt = run(tmp_path / "s", [0, 0, 0], "--limit-batches", "3", scheduler_factory=counting, interval="step")
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 / 10)  # 3 epochs × 3 steps (--limit-batches)
+    with pytest.raises(ValueError, match="scheduler_interval"):
+        run(tmp_path / "x", [0], scheduler_factory=counting, interval="batch")
+
+
+def test_tensorboard_gets_the_notes_scalars_at_the_notes_steps(tmp_path):
+    _, out, _ = run(tmp_path, [0.25, 0.5, 0.75])
+    acc = EventAccumulator(str(out), size_guidance={SCALARS: 0}).Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("test_score")] == [(0, 0.25), (1, 0.5), (2, 0.75)]
+    assert [e.step for e in acc.Scalars("test_loss")] == [0, 1, 2]
+    assert [e.step for e in acc.Scalars("train_loss")] == [2, 4, 6, 8, 10, 12]  # every --print-freq 2 of 4 × 3 steps
+    assert all(e.value == pytest.approx(0.1) for e in acc.Scalars("lr"))
+
+
+class Constant(nn.Module):
+    """Logits that never change: the loss of every batch is known in advance."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bias.expand(x.shape[0], 3) * 0 + torch.log(torch.tensor([0.5, 0.25, 0.25]))
+
+
+def test_test_loss_is_the_mean_over_images_not_over_batches():
+    """The notes sum batch means (total_test_loss += loss.item()); the repo reports the per-image mean, so a short last
+    batch does not count as much as a full one."""
+    loader = [(torch.zeros(3, 4), torch.tensor([0, 0, 0])), (torch.zeros(1, 4), torch.tensor([1]))]
+    result = engine.evaluate(Constant(), nn.CrossEntropyLoss(), loader, Scripted([1.0]),
+                             Runtime(device=torch.device("cpu")))
+    expected = (3 * -torch.log(torch.tensor(0.5)) + -torch.log(torch.tensor(0.25))) / 4
+    assert result["loss"] == pytest.approx(expected.item()) and result["score"] == 1.0
+    assert engine.evaluate(Constant(), nn.CrossEntropyLoss(), loader, Scripted([0.0]),
+                           Runtime(device=torch.device("cpu")), limit=1)["loss"] == pytest.approx(0.6931, abs=1e-4)
+
+
+def test_train_one_epoch_returns_the_mean_loss_over_all_steps_and_counts_images():
+    losses = iter([1.0, 2.0, 3.0, 4.0, 5.0])
+    model = nn.Linear(4, 3)
+
+    def criterion(output, target):
+        return output.sum() * 0 + next(losses)
+
+    stats = engine.train_one_epoch(model, criterion, torch.optim.SGD(model.parameters(), lr=0.1), batches(5, size=3),
+                                   rt=Runtime(device=torch.device("cpu")), epoch=0,
+                                   scaler=torch.amp.GradScaler("cpu", enabled=False), print_freq=2)
+    assert stats["loss"] == pytest.approx(3.0) and stats["images"] == 15 and stats["seconds"] > 0
+    limited = engine.train_one_epoch(model, lambda o, t: o.sum() * 0 + 1.0, torch.optim.SGD(model.parameters(), lr=0.1),
+                                     batches(5), rt=Runtime(device=torch.device("cpu")), epoch=0,
+                                     scaler=torch.amp.GradScaler("cpu", enabled=False), limit=2)
+    assert limited["images"] == 4 and limited["loss"] == pytest.approx(1.0)
