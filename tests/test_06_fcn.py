@@ -183,3 +183,35 @@ def test_train_with_a_backbone_file_and_one_line_errors(tmp_path, capsys) -> Non
     assert "loaded" in capsys.readouterr().out
     with pytest.raises(UserError, match=r"^--weights-backbone \S*nowhere.pth: no such file, and not a torchvision"):
         train.main([*args, "--weights-backbone", str(tmp_path / "nowhere.pth"), "--output-dir", str(tmp_path / "x")])
+
+
+@pytest.mark.parametrize("name", fcn.MODELS)
+def test_forward_is_the_papers_skip_sum(name: str) -> None:
+    """跳级结构 recomputed by hand with every layer non-zero: 32s = up32(score_fr(fc7)); 16s = up16(up2(score_fr) +
+    score_pool4(pool4)); 8s = up8(up2(up2(score_fr) + score_pool4(pool4)) + score_pool3(pool3)), padded to ×32 and
+    cropped back. Dropping a skip addition or a stage fails this."""
+    torch.manual_seed(0)
+    model = fcn.build_model(name, 3, backbone="light").eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():  # the zero-initialised score layers
+                p.normal_(0, 0.1)
+        x = torch.randn(1, 3, 40, 70)
+        padded = F.pad(x, (0, 96 - 70, 0, 64 - 40))
+        pools = [i for i, m in enumerate(model.features) if isinstance(m, nn.MaxPool2d)]
+        pool3 = model.features[:pools[2] + 1](padded)
+        pool4 = model.features[pools[2] + 1:pools[3] + 1](pool3)
+        scores = model.score_fr(model.fc(model.features[pools[3] + 1:](pool4)))
+        assert scores.shape[-2:] == (2, 3) and pool4.shape[-2:] == (4, 6) and pool3.shape[-2:] == (8, 12)
+        if name != "fcn32s":
+            scores = model.upscore2(scores) + model.score_pool4(pool4)
+        if name == "fcn8s":
+            scores = model.upscore_pool4(scores) + model.score_pool3(pool3)
+        expected = model.upscore(scores)[..., :40, :70]
+        out = model(x)
+    assert out.shape == (1, 3, 40, 70) and torch.allclose(out, expected, atol=1e-5)
+    if name != "fcn32s":  # and the skip matters: without pool4's scores the output changes
+        with torch.no_grad():
+            model.score_pool4.weight.zero_()
+            model.score_pool4.bias.zero_()
+            assert not torch.allclose(model(x), out, atol=1e-3)

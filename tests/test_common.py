@@ -251,3 +251,35 @@ def test_writers_produce_real_layouts(tmp_path):
     img, mask = ds[1]
     assert len(ds) == 2 and mask.mode == "P" and img.size == mask.size == (64, 64)
     assert (voc / "ImageSets" / "Segmentation" / "train.txt").read_text().split() == [f"train_{i:05d}" for i in range(3)]
+
+
+def test_accuracy_accumulates_over_batches_of_different_sizes():
+    """The notes' total_accuracy / test_data_size: every batch counts by its size, the last short one included."""
+    acc = metrics.Accuracy(topk=(1, 3))
+    scores = torch.tensor([[4.0, 3, 2, 1], [3, 4, 2, 1], [4, 3, 2, 1]])
+    acc.update(scores, torch.tensor([0, 1, 3]))                   # top-1: 2 of 3; top-3: 2 of 3 (class 3 is 4th)
+    acc.update(torch.tensor([[1.0, 2, 3, 4]]), torch.tensor([1]))  # top-1: 0 of 1; top-3: 1 of 1
+    result = acc.compute()
+    assert result["accuracy"] == pytest.approx(2 / 4) and result["top3"] == pytest.approx(3 / 4)
+    acc.reset()
+    assert math.isnan(acc.compute()["accuracy"])
+    acc.update(torch.tensor([[0.2, 0.8]]), torch.tensor([1]))
+    assert acc.compute()["accuracy"] == 1.0  # reset forgot the earlier batches
+
+
+def test_topk_larger_than_the_class_count_is_clamped():
+    acc = metrics.Accuracy(topk=(1, 5))
+    acc.update(torch.tensor([[0.1, 0.9], [0.7, 0.3]]), torch.tensor([0, 0]))
+    assert acc.compute() == {"accuracy": 0.5, "top5": 1.0}
+
+
+def test_confusion_matrix_accumulates_updates_and_ignores_void():
+    cm = metrics.ConfusionMatrix(num_classes=3)
+    cm.update(torch.tensor([[0, 1]]), torch.tensor([[0, 1]]))
+    cm.update(torch.tensor([[2, 2, 1]]), torch.tensor([[2, 255, 0]]))
+    assert cm.matrix().tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+    result = cm.compute()
+    assert result["pixel_accuracy"] == pytest.approx(3 / 4)
+    assert result["iou"] == pytest.approx([1 / 2, 1 / 2, 1.0]) and result["miou"] == pytest.approx(2 / 3)
+    cm.reset()
+    assert math.isnan(cm.compute()["miou"]) and cm.compute()["iou"][0] != cm.compute()["iou"][0]
