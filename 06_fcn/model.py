@@ -23,7 +23,7 @@ def vgg_features(width_div: int = 1, batch_norm: bool = False) -> nn.Sequential:
     in_channels = 3
     for v in VGG16_CFG:
         if v == "M":
-            layers.append(nn.MaxPool2d(2, 2))
+            layers.append(nn.MaxPool2d(2))  # stride = kernel size by default (the notes: 池化步长默认为卷积核尺寸)
             continue
         out_channels = v // width_div
         layers.append(nn.Conv2d(in_channels, out_channels, 3, padding=1))

@@ -56,7 +56,7 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        Path(tmp).unlink()  # still there: os.replace is the last step
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:

@@ -43,7 +43,8 @@ class Accuracy:
 
 
 class ConfusionMatrix:
-    """Pixel confusion matrix → pixel accuracy, per-class IoU and mIoU; pixels labelled `ignore_index` do not count.
+    """Pixel confusion matrix → pixel accuracy, per-class IoU and mIoU; pixels whose label is not a class (255, VOC's
+    void, or anything else >= num_classes) do not count.
 
     Logits smaller than the label are bilinearly upsampled first, so IoU is measured at the label's full resolution
     (the notes' DeepLab V3 训练细节: 上采样后才进行IOU计算).
@@ -51,9 +52,8 @@ class ConfusionMatrix:
 
     primary = "miou"
 
-    def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
+    def __init__(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.ignore_index = ignore_index
         self.reset()
 
     def reset(self) -> None:
@@ -66,7 +66,7 @@ class ConfusionMatrix:
                 output = F.interpolate(output.float(), size=target.shape[-2:], mode="bilinear", align_corners=False)
             output = output.argmax(1)
         n = self.num_classes
-        valid = (target >= 0) & (target < n)  # drops ignore_index; data loaders reject other out-of-range labels
+        valid = (target >= 0) & (target < n)  # drops 255 (void); data loaders reject other out-of-range labels
         # invalid pixels go to an extra bin; scatter_add_ has a fixed output size, so unlike boolean indexing or
         # bincount it never waits for the GPU to report a size
         idx = torch.where(valid, target.long() * n + output.long(), n * n).flatten()

@@ -215,3 +215,39 @@ def test_forward_is_the_papers_skip_sum(name: str) -> None:
             model.score_pool4.weight.zero_()
             model.score_pool4.bias.zero_()
             assert not torch.allclose(model(x), out, atol=1e-3)
+
+
+def test_vgg_features_default_is_torchvisions_vgg16_and_light_has_batchnorm() -> None:
+    import torchvision
+
+    with torch.device("meta"):
+        reference = torchvision.models.vgg16().features
+    ours = fcn.vgg_features()
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in reference.state_dict().items()}
+    assert [type(m) for m in ours] == [type(m) for m in reference]
+    pools = [m for m in ours if isinstance(m, nn.MaxPool2d)]
+    assert len(pools) == 5 and all((m.kernel_size, m.stride) == (2, 2) for m in pools)
+    light = fcn.build_model("fcn32s", 3, backbone="light").features
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in light) == 13 and light[0].out_channels == 8
+
+
+def test_build_model_and_fcn_arguments() -> None:
+    assert fcn.build_model("fcn8s", 3, backbone="light").features[0].out_channels == 8  # kwargs reach FCN
+    assert not hasattr(fcn.FCN(3, backbone="light"), "score_pool4")                    # default: FCN-32s
+    with pytest.raises(ValueError, match=r"^unknown model 'fcn4s'; choose from \('fcn32s', 'fcn16s', 'fcn8s'\)$"):
+        fcn.build_model("fcn4s", 3)
+    with pytest.raises(ValueError, match=r"^unknown backbone 'vgg19'; choose from \('vgg16', 'light'\)$"):
+        fcn.FCN(3, backbone="vgg19")
+    with torch.device("meta"):
+        full = fcn.build_model("fcn8s", 21)
+    assert (full.score_pool3.in_channels, full.score_pool4.in_channels, full.fc[0].in_channels) == (256, 512, 512)
+    assert full.fc[0].out_channels == full.fc[3].out_channels == full.score_fr.in_channels == 4096
+
+
+def test_bilinear_kernel_for_odd_and_even_sizes() -> None:
+    odd = fcn.bilinear_kernel(2, 3)  # factor 2, centre 1: taps 0.5, 1, 0.5
+    assert odd[0, 0].tolist() == [[0.25, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 0.25]]
+    assert odd[0, 1].abs().sum() == 0 and torch.equal(odd[1, 1], odd[0, 0])  # channel i only reads channel i
+    even = fcn.bilinear_kernel(1, 4)  # factor 2, centre 1.5: taps 0.25, 0.75, 0.75, 0.25
+    assert even[0, 0, 0].tolist() == pytest.approx([0.0625, 0.1875, 0.1875, 0.0625])
+    assert even.dtype == torch.float32

@@ -1,9 +1,12 @@
 """common/: device errors, atomic saves, weights_only refusal, shape-matched loading, metrics, the loop's NaN guard."""
 import math
+import pickle
+import re
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from common import checkpoint, cli, engine, metrics, weights
@@ -283,3 +286,138 @@ def test_confusion_matrix_accumulates_updates_and_ignores_void():
     assert result["iou"] == pytest.approx([1 / 2, 1 / 2, 1.0]) and result["miou"] == pytest.approx(2 / 3)
     cm.reset()
     assert math.isnan(cm.compute()["miou"]) and cm.compute()["iou"][0] != cm.compute()["iou"][0]
+
+
+@pytest.fixture
+def one_process_group(tmp_path):
+    """A real (gloo, world size 1) process group, so the metrics' DDP reductions run for real in-process."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_metrics_reduce_through_a_process_group(one_process_group):
+    acc = metrics.Accuracy(topk=(1, 2))
+    acc.reduce()  # nothing seen yet: a no-op, not a crash
+    acc.update(torch.tensor([[0.6, 0.3, 0.1], [0.1, 0.3, 0.6], [0.3, 0.6, 0.1]]), torch.tensor([0, 1, 2]))
+    acc.reduce()
+    assert acc.count == 3 and acc.compute() == {"accuracy": pytest.approx(1 / 3), "top2": pytest.approx(2 / 3)}
+    cm = metrics.ConfusionMatrix(2)
+    cm.reduce()
+    cm.update(torch.tensor([[0, 1, 1]]), torch.tensor([[0, 1, 0]]))
+    cm.reduce()
+    assert cm.matrix().tolist() == [[1, 1], [0, 1]]
+
+
+def test_empty_metrics_report_nan_under_their_own_keys():
+    assert {k: math.isnan(v) for k, v in metrics.Accuracy(topk=(1, 5)).compute().items()} == {"accuracy": True,
+                                                                                          "top5": True}
+    empty = metrics.ConfusionMatrix(3).compute()
+    assert sorted(empty) == ["iou", "miou", "pixel_accuracy"] and len(empty["iou"]) == 3
+    assert all(math.isnan(v) for v in [empty["miou"], empty["pixel_accuracy"], *empty["iou"]])
+
+
+def test_one_labelled_pixel_and_labels_outside_the_classes():
+    cm = metrics.ConfusionMatrix(3)
+    cm.update(torch.tensor([[2, 0, 1]]), torch.tensor([[2, 3, 255]]))  # 3 and 255 are no class: not counted
+    result = cm.compute()
+    assert cm.matrix().sum() == 1 and result["pixel_accuracy"] == 1.0 and result["iou"][2] == 1.0
+
+
+def test_confusion_matrix_upsamples_logits_bilinearly_without_corner_alignment():
+    torch.manual_seed(0)
+    logits = torch.randn(1, 3, 3, 4)
+    target = torch.randint(0, 3, (1, 7, 9))
+    cm = metrics.ConfusionMatrix(3)
+    cm.update(logits, target)
+    expected = metrics.ConfusionMatrix(3)
+    expected.update(F.interpolate(logits, size=(7, 9), mode="bilinear", align_corners=False).argmax(1), target)
+    corners = metrics.ConfusionMatrix(3)
+    corners.update(F.interpolate(logits, size=(7, 9), mode="bilinear", align_corners=True).argmax(1), target)
+    assert torch.equal(cm.matrix(), expected.matrix()) and not torch.equal(cm.matrix(), corners.matrix())
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "(EOFError)"),                                      # no message: the exception's type
+    (b"not a zip", "(UnpicklingError)"),
+    (pickle.dumps({"a": 1}, protocol=2), "(Invalid magic number; corrupt file?)"),  # the message's first line
+])
+def test_unreadable_files_say_why(tmp_path, content, reason):
+    path = tmp_path / "x.pth"
+    path.write_bytes(content)
+    with pytest.raises(UserError) as info:
+        checkpoint.load_file(path)
+    assert str(info.value) == f"{path} is not a readable PyTorch file {reason}"
+
+
+def test_a_long_loader_message_is_cut_to_its_first_line_and_120_characters(tmp_path, monkeypatch):
+    path = tmp_path / "x.pth"
+    path.write_bytes(b"x")
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("  " + "y" * 130 + "\nsecond line")
+
+    monkeypatch.setattr(torch, "load", fail)
+    with pytest.raises(UserError) as info:
+        checkpoint.load_file(path)
+    assert str(info.value) == f"{path} is not a readable PyTorch file ({'y' * 120})"
+
+
+def test_pickled_object_message_says_what_to_do(tmp_path):
+    torch.save({"p": __import__("pathlib").Path("x")}, tmp_path / "p.pth")
+    with pytest.raises(UserError) as info:
+        checkpoint.load_file(tmp_path / "p.pth")
+    assert str(info.value) == (f"{tmp_path / 'p.pth'} contains pickled Python objects (pathlib.PosixPath), refused by "
+                               "torch.load(weights_only=True); load only files you trust, with --unsafe-pickle where a "
+                               "script offers it")
+
+
+def test_a_checkpoint_written_on_a_gpu_loads_on_the_cpu(tmp_path, monkeypatch):
+    """Storages tagged cuda:0, as torch.save writes them on a GPU machine: load_file maps them to the CPU."""
+    import torch.serialization
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        torch.save({"w": torch.ones(2)}, tmp_path / "gpu.pth")
+    loaded = checkpoint.load_file(tmp_path / "gpu.pth")
+    assert loaded["w"].device.type == "cpu" and loaded["w"].tolist() == [1.0, 1.0]
+
+
+def test_save_writes_a_hidden_temp_file_beside_the_target(tmp_path, monkeypatch):
+    """Atomic only if the temp file is in the same folder (os.replace within one file system); hidden, so a folder
+    listing never shows a half-written checkpoint as one."""
+    seen = []
+    real_save = torch.save
+
+    def spy(obj, f, *args, **kwargs):
+        seen.extend(p.name for p in tmp_path.iterdir())
+        real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", spy)
+    checkpoint.save_checkpoint({"w": torch.ones(1)}, tmp_path / "last.pth")
+    assert len(seen) == 1 and re.fullmatch(r"\.last\.pth\..+\.tmp", seen[0])
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pth"]
+
+
+def test_unwrap_finds_the_model_inside_compile_and_ddp(one_process_group):
+    model = nn.Linear(2, 2)
+    assert checkpoint.unwrap(torch.compile(model)) is model
+    ddp = nn.parallel.DistributedDataParallel(model)
+    assert checkpoint.unwrap(ddp) is model and checkpoint.unwrap(torch.compile(ddp)) is model
+    assert checkpoint.unwrap(model) is model
+
+
+def test_model_from_checkpoint_errors_and_defaults():
+    def build(name, num_classes, **kwargs):
+        assert name == "net"
+        return nn.Linear(2, num_classes, **kwargs)
+
+    state = nn.Linear(2, 3).state_dict()
+    model = checkpoint.model_from_checkpoint({"model": state, "model_name": "net", "class_names": list("abc")}, build)
+    assert not model.training and torch.equal(model.weight, state["weight"])  # no model_kwargs: none passed
+    with pytest.raises(UserError, match="^checkpoint has no 'class_names'; it was not written by this repo's train.py$"):
+        checkpoint.model_from_checkpoint({"model": state, "model_name": "net"}, build)
+    with pytest.raises(UserError, match=r"^checkpoint does not fit model 'net' of this folder \(Error\(s\) in loading"):
+        checkpoint.model_from_checkpoint({"model": state, "model_name": "net", "class_names": list("ab")}, build)
