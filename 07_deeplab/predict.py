@@ -4,25 +4,37 @@
     python 07_deeplab/predict.py runs/07_deeplab/best.pth photo.jpg --crf --crf-iterations 10 --crf-bilateral-rgb 5
 
 Writes `<stem>_mask.png` (VOC palette, the image's size) and `<stem>_overlay.png` per image (common/seg_predict.py).
-The CRF needs the logits at full image size; it uses the RGB pixels (0-255) for its appearance kernel.
+The CRF needs the logits at full image size; it uses the RGB pixels (0-255) for its appearance kernel. It runs in
+tiles (`--crf-tile`), so its working memory is bounded; what grows with the image are the full-size scores. Before
+anything is loaded, every image's need is checked against the memory available, and an image that cannot fit is a
+one-line error.
 """
 import argparse
 import dataclasses
+import re
 import sys
 from functools import partial
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import seg_predict  # noqa: E402
+from common.checkpoint import load_checkpoint  # noqa: E402
+from common.cli import resolve_device  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
-from crf import CRFParams, crf_refine  # noqa: E402
+from common.images import ImageReadError, oriented_size  # noqa: E402
+from crf import CRFParams, crf_refine, memory_bytes, working_bytes  # noqa: E402
 from model import build_model  # noqa: E402
 
 CRF_HELP = {"iterations": "mean-field iterations", "window": "odd window size replacing the fully connected sum",
             "dilation": "spacing of the window taps in pixels", "bilateral_weight": "w1, appearance kernel weight",
             "bilateral_xy": "θα, appearance kernel position std (pixels)",
             "bilateral_rgb": "θβ, appearance kernel colour std (RGB 0-255)",
-            "spatial_weight": "w2, smoothness kernel weight", "spatial_xy": "θγ, smoothness kernel std (pixels)"}
+            "spatial_weight": "w2, smoothness kernel weight", "spatial_xy": "θγ, smoothness kernel std (pixels)",
+            "tile": "side of the tiles the CRF runs in (pixels); the result is the same for any value, the working "
+                    "memory grows with (tile + 2·halo)², halo = (iterations + 1)·window//2·dilation"}
+GIB = 2 ** 30
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -36,6 +48,51 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def available_memory(device: torch.device) -> int | None:
+    """Bytes that can still be allocated on `device`: CUDA's free memory, or Linux's MemAvailable (/proc/meminfo:
+    free plus reclaimable cache) for the CPU. None where it is unknown (another OS or device): no check then. Inside a
+    container, MemAvailable is the host's; a cgroup limit below it is not seen."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type != "cpu":
+        return None
+    try:
+        found = re.search(r"^MemAvailable:\s+(\d+) kB$", Path("/proc/meminfo").read_text(), re.MULTILINE)
+    except OSError:
+        return None
+    return int(found[1]) * 1024 if found else None
+
+
+def input_bytes(height: int, width: int, num_classes: int) -> int:
+    """The full-size float32 tensors the predict pipeline holds while the CRF runs, besides the CRF's own: logits and
+    probabilities (C values a pixel each, common/seg_predict.predict_mask keeps both) and the RGB image (3)."""
+    return 4 * height * width * (2 * num_classes + 3)
+
+
+def check_crf_memory(images: list[Path], num_classes: int, params: CRFParams, device: torch.device) -> None:
+    """Refuse, before the model is even loaded, an image whose CRF cannot fit in the memory available now, instead
+    of the allocator's traceback halfway through. Sizes come from the file headers (no decoding); an unreadable file
+    is left to `seg_predict.run`, which reports it and goes on with the others. The model's own forward pass is not
+    counted (README, CRF memory)."""
+    available = available_memory(device)
+    if available is None:
+        return
+    for path in images:
+        try:
+            width, height = oriented_size(path)
+        except ImageReadError:
+            continue
+        shape = (1, num_classes, height, width)
+        need = input_bytes(height, width, num_classes) + memory_bytes(shape, params)
+        if need > available:
+            tile = working_bytes(shape, params)
+            raise UserError(f"{path}: --crf on this {width}×{height} image needs about {need / GIB:.1f} GiB "
+                            f"({(need - tile) / GIB:.1f} GiB of full-size scores for {num_classes} classes, "
+                            f"{tile / GIB:.1f} GiB for one --crf-tile {params.tile} tile and its halo), more than the "
+                            f"{available / GIB:.1f} GiB available on {device}; downscale the image, lower --crf-tile "
+                            f"or leave out --crf")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     postprocess = None
@@ -44,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
             params = CRFParams(**{f.name: getattr(args, f"crf_{f.name}") for f in dataclasses.fields(CRFParams)})
         except ValueError as exc:
             raise UserError(str(exc)) from None
+        # The class count sizes the scores; reading it means loading the checkpoint once more before run() does
+        # (a missing or bad file is the same one-line error either way).
+        num_classes = len(load_checkpoint(args.checkpoint).get("class_names", ()))
+        check_crf_memory(args.images, num_classes, params, resolve_device(args.device))
         postprocess = partial(crf_refine, params=params)
     return seg_predict.run(args, build_model, postprocess)
 
