@@ -68,7 +68,7 @@ def test_resume_of_a_finished_run_asks_for_more_epochs(train, tmp_path):
     assert (tmp_path / "last.pth").read_bytes() == before
 
 
-def test_cli_train_then_predict(tmp_path):
+def test_cli_train_then_predict(tmp_path, capsys):
     out = tmp_path / "run"
     result = run_script("03_cifar_train/train.py", *FAST, "--epochs", "1", "--limit-batches", "2", "--output-dir", out,
                         "--save-full-model")
@@ -78,15 +78,17 @@ def test_cli_train_then_predict(tmp_path):
     Image.new("RGB", (50, 40), (200, 30, 30)).save(good)
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image")
-    result = run_script("03_cifar_train/predict.py", out / "last.pth", good, broken, "--topk", "2")
-    assert result.returncode == 1
-    line = result.stdout.strip()
+    predict = load("03_cifar_train", "predict")
+    capsys.readouterr()
+    assert predict.main([str(out / "last.pth"), str(good), str(broken), "--topk", "2"]) == 1
+    printed = capsys.readouterr()
+    line = printed.out.strip()
     assert line.startswith(f"{good}: ") and line.count("(") == 2, line
-    assert f"{broken}: error: cannot read image" in result.stderr
+    assert f"{broken}: error: cannot read image" in printed.err
     full_model = out / "tudui_method1.pth"
-    refused = run_script("03_cifar_train/predict.py", full_model, good)
-    assert refused.returncode == 2 and "pickled Python objects" in refused.stderr
-    allowed = run_script("03_cifar_train/predict.py", full_model, good, "--unsafe-pickle")
+    with pytest.raises(UserError, match="pickled Python objects"):
+        predict.main([str(full_model), str(good)])
+    allowed = run_script("03_cifar_train/predict.py", full_model, good, "--unsafe-pickle")  # unpickles 03's own class
     assert allowed.returncode == 0 and allowed.stdout.startswith(f"{good}: "), allowed.stderr
 
 
@@ -185,8 +187,11 @@ def test_unwritable_output_dir(train, tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
-def test_cuda_request_exits_2_with_one_line(tmp_path):
-    result = run_script("03_cifar_train/train.py", *FAST, "--device", "cuda", "--output-dir", tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error: --device cuda")
+def test_cuda_request_exits_2_with_one_line(train, tmp_path, capsys):
+    from common.errors import cli_main
+
+    with pytest.raises(SystemExit) as info:
+        cli_main(lambda: train.main([*FAST, "--device", "cuda", "--output-dir", str(tmp_path / "run")]))
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and err.startswith("error: --device cuda")
     assert not any(tmp_path.iterdir())

@@ -85,7 +85,7 @@ TINY = {
     "05_mobilenet": ["--data", "synthetic", "--synthetic-size", "32", "-b", "16", "--width-mult", "0.25"],
     "06_fcn": ["--data", "synthetic", "--backbone", "light", "--synthetic-size", "8", "-b", "4", "--crop-size", "32"],
     "07_deeplab": ["--data", "synthetic", "--model", "deeplabv3plus", "--backbone", "resnet18", "--synthetic-size",
-                   "8", "-b", "4", "--crop-size", "32"],
+                   "4", "-b", "2", "--crop-size", "32"],
     "08_transfer": ["--method", "scratch", "--shots", "4", "--val-per-class", "2", "-b", "8"],
     "09_googlenet": ["--data", "synthetic", "--synthetic-size", "32", "-b", "16"],
 }
