@@ -89,11 +89,8 @@ def check_images(paths: Iterable[Path], *, skip_bad: bool = False,
 
 def _scaled_to_8_bits(img: Image.Image) -> Image.Image:
     """One-channel 16-bit, 32-bit integer and float images as 8-bit 'L' (PIL's own convert clips them at 255)."""
-    values = np.asarray(img).astype(np.float64)
-    if img.mode == "F":
-        values = np.nan_to_num(values, nan=0.0) * 255
-    else:
-        values = values.clip(0, 65535) / 257
+    values = np.asarray(img)
+    values = np.nan_to_num(values) * 255 if img.mode == "F" else values / 257  # NaN → 0; 65535 → 255
     return Image.fromarray(values.clip(0, 255).round().astype(np.uint8))  # 2-D uint8: mode L
 
 

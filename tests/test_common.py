@@ -421,3 +421,18 @@ def test_model_from_checkpoint_errors_and_defaults():
         checkpoint.model_from_checkpoint({"model": state, "model_name": "net"}, build)
     with pytest.raises(UserError, match=r"^checkpoint does not fit model 'net' of this folder \(Error\(s\) in loading"):
         checkpoint.model_from_checkpoint({"model": state, "model_name": "net", "class_names": list("ab")}, build)
+
+
+def test_mult_adds_of_conv_transposed_conv_and_linear_by_hand():
+    from common.complexity import count_params_and_macs
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ConvTranspose2d(4, 6, 4, stride=2, padding=1, groups=2),
+                          nn.ConvTranspose2d(6, 2, 2, stride=2), nn.Flatten(), nn.Linear(2 * 20 * 24, 5))
+    cost = count_params_and_macs(model, (5, 6))
+    conv = 5 * 6 * 4 * 3 * 9                   # every output pixel: a dot product over 3·3·3 inputs
+    up1 = (4 * 5 * 6) * 6 // 2 * 16            # every input pixel scatters a 4×4 kernel into 6/2 channels
+    up2 = (6 * 10 * 12) * 2 * 4
+    assert cost == {"macs": conv + up1 + up2 + 2 * 20 * 24 * 5, "params": sum(p.numel() for p in model.parameters())}
+    square = nn.Conv2d(3, 1, 1)
+    assert count_params_and_macs(square)["macs"] == 224 * 224 * 3  # default: one 224×224 RGB image
+

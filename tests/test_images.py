@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from PIL import Image
 from common import classification, seg_predict, segmentation
 from common import predict as classify_cli
 from common.errors import UserError
-from common.images import check_images, open_image, open_mask
+from common.images import check_images, list_files, open_image, open_mask, oriented_size
 from common.palette import to_palette_image
 from common.synthetic import SyntheticSegmentation, write_voc
 from util import load
@@ -61,10 +62,11 @@ def test_16_bit_png_is_scaled_not_clipped(tmp_path: Path) -> None:
 
 def test_32_bit_integer_and_float_tiffs_follow_the_documented_rules(tmp_path: Path) -> None:
     Image.fromarray(np.array([[0, 32896, 65535, 70000, -5]], dtype=np.int32)).save(tmp_path / "i.tif")
-    Image.fromarray(np.array([[0.0, 0.5, 1.0, 2.0, -1.0, np.nan]], dtype=np.float32)).save(tmp_path / "f.tif")
+    Image.fromarray(np.array([[0.0, 0.5, 1.0, 2.0, -1.0, np.nan, 0.3]], dtype=np.float32)).save(tmp_path / "f.tif")
     assert Image.open(tmp_path / "i.tif").mode == "I" and Image.open(tmp_path / "f.tif").mode == "F"
     assert np.asarray(open_image(tmp_path / "i.tif"))[0, :, 0].tolist() == [0, 128, 255, 255, 0]  # 16-bit rule, clipped
-    assert np.asarray(open_image(tmp_path / "f.tif"))[0, :, 1].tolist() == [0, 128, 255, 255, 0, 0]  # [0, 1] × 255
+    # [0, 1] × 255, rounded: 0.3 → 76.5 → 76 (× 256 would give 77)
+    assert np.asarray(open_image(tmp_path / "f.tif"))[0, :, 1].tolist() == [0, 128, 255, 255, 0, 0, 76]
 
 
 def test_transparency_is_composited_on_white(tmp_path: Path) -> None:
@@ -181,3 +183,25 @@ def test_classification_predict_reads_16_bit_as_its_8_bit_twin(tmp_path: Path, c
     assert sixteen[0][0] == eight[0][0]
     assert dict(sixteen) == pytest.approx(dict(eight), abs=1e-3)
     assert dict(white) != pytest.approx(dict(eight), abs=1e-3)  # the check can tell a clipped image apart
+
+
+@pytest.mark.parametrize("orientation, turned", [(1, False), (2, False), (3, False), (4, False), (5, True), (6, True),
+                                                 (7, True), (8, True)])
+def test_oriented_size_turns_exactly_the_90_degree_orientations(tmp_path: Path, orientation: int, turned: bool) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.new("RGB", (30, 20)).save(tmp_path / "o.jpg", exif=exif)
+    assert oriented_size(tmp_path / "o.jpg") == ((20, 30) if turned else (30, 20))
+    assert open_image(tmp_path / "o.jpg").size == oriented_size(tmp_path / "o.jpg")
+
+
+def test_header_reader_and_checks_name_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "page.jpg"
+    bad.write_text("<html>")
+    with pytest.raises(UserError, match=rf"^{re.escape(str(bad))} is not a readable image \(UnidentifiedImageError"):
+        oriented_size(bad)
+    with pytest.raises(UserError, match=rf"^{re.escape(str(bad))} is not a readable image .*; remove it or pass "
+                                        "--skip-bad$"):
+        check_images([bad])  # strict unless asked to skip
+    with pytest.raises(UserError, match=rf"^{re.escape(str(bad))} is not a folder$"):
+        list_files(bad)

@@ -44,6 +44,14 @@ def test_poly_lr_default_warmup_is_one_percent() -> None:
     assert lrs[:4] == pytest.approx([0.1, 0.4, 0.7, 1.0])  # ceil(1% of 300) = 3 warmup steps
 
 
+def test_poly_defaults_and_errors() -> None:
+    assert schedule.poly_factor(50, 100) == pytest.approx(0.5 ** 0.9)  # no warmup, power 0.9 by default
+    lrs = lrs_of(schedule.poly_lr(sgd(), 100, power=2.0), 3)
+    assert lrs == pytest.approx([0.1, 1.0, (1 - 1 / 99) ** 2])  # ceil(1% of 100) = 1 warmup step; power reaches it
+    with pytest.raises(ValueError, match=r"^need total_steps >= 1 and 0 <= warmup_steps < total_steps, got 5, 5$"):
+        schedule.poly_lr(sgd(), total_steps=5, warmup_steps=5)
+
+
 def test_cosine_equals_torchs_cosine_annealing_on_a_fixed_length() -> None:
     ours = lrs_of(schedule.cosine_lr(sgd(0.01), 7), 7)
     reference = lrs_of(torch.optim.lr_scheduler.CosineAnnealingLR(sgd(0.01), T_max=7), 7)
