@@ -42,9 +42,12 @@ def receptive_field(rates: Sequence[int], kernel_size: int = 3) -> torch.Tensor:
 
 def model_receptive_field(model: nn.Module) -> torch.Tensor:
     """The field of a model that is a plain chain of convs (as 04's model is): its Conv2d layers in registration order,
-    weights replaced by ones. It shows which pixels can reach an output, not how much a trained net uses them."""
-    layers = [(m.kernel_size[0], m.dilation[0], m.stride[0]) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    return conv_stack_field(layers)
+    weights replaced by ones. It shows which pixels can reach an output, not how much a trained net uses them.
+    The field is square, so every conv must be too (kernel, dilation and stride equal along both axes)."""
+    layers = [(m.kernel_size, m.dilation, m.stride) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if any(h != w for layer in layers for h, w in layer):
+        raise ValueError(f"model_receptive_field needs square convs, got (kernel, dilation, stride) {layers}")
+    return conv_stack_field([tuple(h for h, _ in layer) for layer in layers])
 
 
 def count_holes(field: torch.Tensor) -> int:

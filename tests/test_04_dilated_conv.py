@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import itertools
+import re
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -150,3 +153,248 @@ def test_train_rejects_bad_flags(tmp_path) -> None:
         train.main(["--width", "7", "--output-dir", str(tmp_path)])
     with pytest.raises(UserError, match="--crop-size must be at least 1"):
         train.main(["--crop-size", "0", "--output-dir", str(tmp_path)])
+
+
+# --- Mutation gaps (tests/README.md, "Mutation testing"): each test pins a behaviour the notes, the HDC paper or the
+# README define, so that a changed formula term, default or message is noticed.
+
+def test_formula_defaults_are_stride_1_no_padding_no_dilation() -> None:
+    # Output = (W − F + 2P) / S + 1 with the defaults S = 1, P = 0, r = 1: a plain 3×3 conv takes 19 to 17.
+    assert dilation.conv_output_size(19, 3) == 17 == nn.Conv2d(1, 1, 3)(torch.zeros(1, 1, 19, 19)).shape[-1]
+    # the notes' example with only padding and dilation given: stride 1 is the default.
+    assert dilation.conv_output_size(19, 3, padding=6, dilation=6) == 19
+    assert dilation.same_padding(3) == 1  # an undilated 3×3 conv keeps its size with padding 1
+
+
+def test_same_padding_is_an_int_that_nn_conv2d_accepts() -> None:
+    # PyTorch has no padding='SAME': the computed padding goes straight into nn.Conv2d, so it must be an int, not 6.0.
+    padding = dilation.same_padding(3, 6)
+    assert type(padding) is int and padding == 6
+    conv = nn.Conv2d(1, 1, 3, padding=padding, dilation=6)
+    assert conv(torch.zeros(1, 1, 19, 19)).shape[-2:] == (19, 19)
+
+
+def test_formulas_reject_bad_arguments_with_messages() -> None:
+    # 膨胀系数 and 卷积核尺寸 must each be at least 1 (either one alone is enough to fail).
+    for kernel_size, rate in ((3, 0), (0, 6), (0, 0)):
+        with pytest.raises(ValueError, match="kernel_size and dilation must be >= 1"):
+            dilation.dilated_kernel_size(kernel_size, rate)
+    with pytest.raises(ValueError, match="kernel span 13 does not fit into size 12 with padding 0"):
+        dilation.conv_output_size(12, 3, dilation=6)
+    with pytest.raises(ValueError, match="pooling span 3 does not fit into size 2 with padding 0"):
+        dilation.pool_output_size(2, 3)
+    for rates in ([], [1, 0, 2]):
+        with pytest.raises(ValueError, match=r"rates must be a non-empty list of integers >= 1, got \[") as info:
+            dilation.hdc_max_distances(rates)
+        assert str(list(rates)) in str(info.value)
+
+
+def test_hdc_formula_every_term_of_the_max() -> None:
+    """M_i = max[M_{i+1} − 2r_i, M_{i+1} − 2(M_{i+1} − r_i), r_i] (Wang et al. 2018): each term wins somewhere."""
+    # first term: [1, 2, 9] → M_2 = max[9 − 4, 9 − 14, 2] = 5 (the notes' second example).
+    assert dilation.hdc_max_distances([2, 9]) == [5, 9]
+    # last term: [1, 2, 5] → M_2 = max[1, −1, 2] = 2 (the notes' first example).
+    assert dilation.hdc_max_distances([2, 5]) == [2, 5]
+    # middle term, 2r_i − M_{i+1}: it wins only when r_i exceeds M_{i+1}, i.e. for decreasing rates.
+    assert dilation.hdc_max_distances([5, 1]) == [9, 1]  # M_1 = max[1 − 10, 1 − 2(1 − 5), 5] = 9
+    # [4, 2, 1]: M_2 = max[1 − 4, 1 − 2(1 − 2), 2] = 3, M_1 = max[3 − 8, 3 − 2(3 − 4), 4] = 5
+    assert dilation.hdc_max_distances([4, 2, 1]) == [5, 3, 1]
+    assert dilation.hdc_max_distances((7,)) == [7]  # M_n = r_n
+
+
+def test_hdc_rule_boundaries_and_single_layers() -> None:
+    # M_2 ≤ K, with equality allowed: [1, 2, 7] → M_2 = max[3, −3, 2] = 3 = K (and M_1 = 1: no holes either).
+    assert dilation.hdc_max_distances([1, 2, 7]) == [1, 3, 7]
+    assert dilation.hdc_valid([1, 2, 7]) and dilation.hdc_valid([1, 2, 7], kernel_size=3)
+    assert rf.count_holes(rf.receptive_field([1, 2, 7])) == 0
+    # K defaults to 3: [1, 2, 8] has M_2 = 4, too far for a 3×3 kernel, fine for K = 4.
+    assert not dilation.hdc_valid([1, 2, 8]) and dilation.hdc_valid([1, 2, 8], kernel_size=4)
+    # two layers: M_2 = r_2, so [1, 5] fails (5 > 3) although r_1 = 1, and [1, 3] passes.
+    assert not dilation.hdc_valid([1, 5]) and dilation.hdc_valid([1, 3])
+    # one layer has no M_2: valid only at rate 1 (the notes: 第一层膨胀系数需要设为1).
+    assert dilation.hdc_valid([1]) and not dilation.hdc_valid([2]) and not dilation.hdc_valid([3])
+
+
+# The heatmap's colour scale: viridis at 0, 1/4, 1/2, 3/4 and 1 (8-bit), linearly interpolated in between.
+VIRIDIS_ANCHORS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]])
+
+
+def test_colormap_is_the_viridis_ramp() -> None:
+    positions = np.linspace(0, 1, 5)
+    assert np.array_equal(rf._colormap(positions), VIRIDIS_ANCHORS)  # exact at the anchors, ends included
+    values = np.linspace(0, 1, 97)
+    rgb = rf._colormap(values)
+    assert rgb.dtype == np.uint8 and rgb.shape == (97, 3)
+    expected = np.stack([np.interp(values, positions, VIRIDIS_ANCHORS[:, c]) for c in range(3)], axis=-1)
+    assert np.abs(rgb.astype(float) - expected).max() <= 1  # uint8 truncation
+    assert np.array_equal(rf._colormap(np.array([[0.125, 0.875]])), [[[63, 41, 111], [173, 216, 67]]])  # midpoints
+
+
+def test_heatmap_cells_are_the_path_counts() -> None:
+    # [2, 2, 2]: 13×13 field; the centre has the most paths (7 per axis: 49), the corners one, odd offsets none.
+    field = rf.receptive_field([2, 2, 2])
+    counts = field.numpy()
+    assert counts.max() == counts[6, 6] == 49 and counts[0, 0] == 1
+    image = rf.heatmap_image(field, cell=3)  # no title: just the cells
+    assert image.mode == "RGB" and image.size == (13 * 3, 13 * 3)
+    pixels = np.asarray(image)
+    cells = pixels[::3, ::3]
+    assert np.array_equal(pixels, cells.repeat(3, axis=0).repeat(3, axis=1))  # each value is a flat 3×3 square
+    holes = counts == 0
+    assert (cells[holes] == 0).all() and (cells[~holes].max(axis=-1) > 0).all()  # black = hole, and only holes
+    assert np.array_equal(cells[~holes], rf._colormap(counts[~holes] / 49))  # colour = count / max count
+    assert tuple(cells[6, 6]) == (253, 231, 37) and tuple(cells[0, 0]) == tuple(rf._colormap(np.array([1 / 49]))[0])
+    # any H×W field (the model's, a crop) renders as W·cell × H·cell
+    assert rf.heatmap_image(torch.ones(3, 5, dtype=torch.float64), cell=2).size == (10, 6)
+    assert rf.heatmap_image(field).size == (13 * 12, 13 * 12)  # default cell 12
+
+
+def _title_band(width: int, title: str) -> np.ndarray:
+    """The 16-pixel band above a titled heatmap: the title in black at a 2-pixel margin on white."""
+    from PIL import Image, ImageDraw
+
+    band = Image.new("RGB", (width, 16), (255, 255, 255))
+    ImageDraw.Draw(band).text((2, 2), title, fill=(0, 0, 0))
+    return np.asarray(band)
+
+
+def test_heatmap_title_band_above_the_cells() -> None:
+    field = rf.receptive_field([1, 2, 5])
+    plain = np.asarray(rf.heatmap_image(field, cell=4))
+    titled = np.asarray(rf.heatmap_image(field, cell=4, title="rates [1, 2, 5]"))
+    assert titled.shape == (17 * 4 + 16, 17 * 4, 3)
+    assert np.array_equal(titled[16:], plain)  # the cells, unmoved, below the band
+    band = titled[:16]
+    assert np.array_equal(band, _title_band(17 * 4, "rates [1, 2, 5]"))
+    grey = band.min(axis=-1)  # the text is anti-aliased: grey levels, the darkest near black
+    assert grey.min() < 32 and (band.max(axis=-1) == grey).all() and (band[:, -1] == 255).all()  # dark ink, white paper
+
+
+def test_save_heatmap_title_kernel_size_and_nested_folder(tmp_path) -> None:
+    from PIL import Image
+
+    path = tmp_path / "a" / "b" / "rates.png"  # missing parent folders are created
+    assert rf.save_heatmap([2, 2, 2], path) == 120
+    saved = np.asarray(Image.open(path))
+    assert saved.shape == (13 * 12 + 16, 13 * 12, 3)
+    assert np.array_equal(saved[:16], _title_band(13 * 12, "rates [2, 2, 2]: 13x13, 120 holes"))
+    assert np.array_equal(saved[16:], np.asarray(rf.heatmap_image(rf.receptive_field([2, 2, 2]))))
+    # kernel_size reaches the field: one 5×5 layer at rate 2 spans 2(5 − 1) + 1 = 9, every other pixel a hole.
+    assert rf.save_heatmap([2], tmp_path / "k5.png", kernel_size=5) == 81 - 25
+    assert Image.open(tmp_path / "k5.png").size == (9 * 12, 9 * 12 + 16)
+
+
+def test_receptive_field_cli_writes_one_png_per_rate_list(tmp_path, capsys) -> None:
+    from PIL import Image
+
+    out = tmp_path / "assets"
+    assert rf.main(["2,2,2", "1,2,5", "1,2,9", "--out-dir", str(out)]) is None
+    assert sorted(p.name for p in out.iterdir()) == ["rates_1_2_5.png", "rates_1_2_9.png", "rates_2_2_2.png"]
+    assert capsys.readouterr().out.splitlines() == [f"{out / 'rates_2_2_2.png'}: 120 holes",
+                                                    f"{out / 'rates_1_2_5.png'}: 0 holes",
+                                                    f"{out / 'rates_1_2_9.png'}: 184 holes"]
+    for name, size, title in (("2_2_2", 13, "rates [2, 2, 2]: 13x13, 120 holes"),
+                              ("1_2_5", 17, "rates [1, 2, 5]: 17x17, 0 holes"),
+                              ("1_2_9", 25, "rates [1, 2, 9]: 25x25, 184 holes")):
+        image = np.asarray(Image.open(out / f"rates_{name}.png"))
+        assert image.shape == (size * 12 + 16, size * 12, 3)
+        assert np.array_equal(image[:16], _title_band(size * 12, title))
+
+
+def test_receptive_field_cli_default_out_dir(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    rf.main(["3"])  # a single rate is a list of one; 3×3 at rate 3 spans 7 with 49 − 9 holes
+    path = Path("runs/04_dilated_conv/receptive_field/rates_3.png")
+    assert (tmp_path / path).is_file() and capsys.readouterr().out == f"{path}: 40 holes\n"
+
+
+@pytest.mark.parametrize("spec, message", [("1,x", "rates must be comma-separated integers, got '1,x'"),
+                                           ("1,2.5", "rates must be comma-separated integers, got '1,2.5'"),
+                                           ("0,2", "rates must be >= 1, got '0,2'"),
+                                           ("2,-1", "rates must be >= 1, got '2,-1'")])
+def test_receptive_field_cli_rejects_bad_rates(tmp_path, capsys, spec, message) -> None:
+    with pytest.raises(SystemExit) as info:
+        rf.main([spec, "1,2", "--out-dir", str(tmp_path)])
+    assert info.value.code == 2 and message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # stopped at the bad list, before drawing anything
+
+
+def test_receptive_field_cli_help_and_missing_rates(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        rf.main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert info.value.code == 0 and rf.main.__doc__.split(":")[0] in help_text
+    assert re.search(r"\brates comma-separated dilation rates of stacked 3×3 convs, e\.g\. 1,2,5\s", help_text)
+    assert "--out-dir OUT_DIR" in help_text
+    with pytest.raises(SystemExit) as info:
+        rf.main([])
+    assert info.value.code == 2 and "rates" in capsys.readouterr().err
+
+
+def test_model_receptive_field_reads_each_conv_and_rejects_non_square_ones() -> None:
+    # one 5×5 conv at rate 2, stride 3, then a 3×3 conv: 1 + 4·2 + 2·1·3 = 15
+    chain = nn.Sequential(nn.Conv2d(1, 1, 5, stride=3, dilation=2), nn.ReLU(), nn.Conv2d(1, 1, 3))
+    assert torch.equal(rf.model_receptive_field(chain), rf.conv_stack_field([(5, 2, 3), (3, 1, 1)]))
+    assert rf.model_receptive_field(chain).shape == (15, 15)
+    for conv in (nn.Conv2d(1, 1, (3, 1)), nn.Conv2d(1, 1, 3, dilation=(2, 1)), nn.Conv2d(1, 1, 3, stride=(1, 2))):
+        with pytest.raises(ValueError, match="needs square convs"):
+            rf.model_receptive_field(nn.Sequential(conv))
+
+
+def test_conv_bn_relu_keeps_19x19_at_dilation_6() -> None:
+    # The notes' example as the model's block: padding = dilation = 6 keeps 19×19 at the default stride 1.
+    block = model_mod.conv_bn_relu(2, 4, dilation=6)
+    assert [type(m) for m in block] == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU]
+    conv = block[0]
+    assert conv.kernel_size == (3, 3) and conv.stride == (1, 1) and conv.dilation == (6, 6)
+    assert conv.padding == (dilation.same_padding(3, 6),) * 2 and conv.bias is None  # BN follows: no bias
+    torch.manual_seed(0)
+    y = block(torch.randn(2, 2, 19, 19))
+    assert y.shape == (2, 4, 19, 19) and y.min() == 0 and y.max() > 0  # ReLU after BN: half the values clipped
+    plain = model_mod.conv_bn_relu(2, 4)
+    assert plain[0].stride == (1, 1) and plain[0].dilation == (1, 1)
+    assert plain(torch.randn(1, 2, 19, 19)).shape[-2:] == (19, 19)
+
+
+VARIANT_LAYERS = {  # README: body convs (dilation, stride) per group
+    "hdc": [(1, 1), (2, 1), (5, 1)],
+    "gridding": [(2, 1), (2, 1), (2, 1)],
+    "downsample": [(1, 2), (1, 1), (1, 1)],
+}
+
+
+@pytest.mark.parametrize("name", model_mod.MODELS)
+def test_variant_dilation_rates_strides_and_parameter_count(name: str) -> None:
+    net = model_mod.build_model(name, 6)
+    body = [(m[0].dilation[0], m[0].stride[0]) for m in net.body]
+    assert body == VARIANT_LAYERS[name] * 2  # groups = 2 by default
+    assert [m[0].stride for m in net.stem] == [(2, 2), (2, 2)] and [m[0].out_channels for m in net.stem] == [16, 32]
+    assert net.classifier.in_channels == 32 and net.classifier.out_channels == 6
+    assert sum(p.numel() for p in net.parameters()) == 61_014  # README: width 32, 6 classes, same for every variant
+    small = model_mod.build_model(name, 4, width=8, groups=3)  # kwargs reach the net
+    assert [(m[0].dilation[0], m[0].stride[0]) for m in small.body] == VARIANT_LAYERS[name] * 3
+    assert small.stem[1][0].out_channels == 8 and small.classifier.in_channels == 8
+
+
+def test_dilated_seg_net_defaults_and_unknown_names() -> None:
+    net = model_mod.DilatedSegNet(6)  # defaults: the hdc variant, width 32, two groups
+    assert net.variant == "hdc" and sum(p.numel() for p in net.parameters()) == 61_014
+    assert [m[0].dilation[0] for m in net.body] == [1, 2, 5, 1, 2, 5]
+    with pytest.raises(ValueError, match=r"unknown model 'aspp'; choose from \('hdc', 'gridding', 'downsample'\)"):
+        model_mod.build_model("aspp", 6)
+    with pytest.raises(ValueError, match=r"unknown variant 'HDC'; choose from \('hdc', 'gridding', 'downsample'\)"):
+        model_mod.DilatedSegNet(6, variant="HDC")
+
+
+def test_forward_upsamples_bilinearly_without_aligned_corners() -> None:
+    # The classifier's stride-4 logits, resized to the input like torchvision's segmentation nets (align_corners=False).
+    torch.manual_seed(0)
+    net = model_mod.build_model("hdc", 3, width=8, groups=1).eval()
+    x = torch.randn(1, 3, 30, 22)
+    with torch.no_grad():
+        logits = net.classifier(net.body(net.stem(x)))
+        assert logits.shape[-2:] == (8, 6)
+        expected = nn.functional.interpolate(logits, size=(30, 22), mode="bilinear", align_corners=False)
+        assert torch.allclose(net(x), expected)
+        aligned = nn.functional.interpolate(logits, size=(30, 22), mode="bilinear", align_corners=True)
+        assert not torch.allclose(net(x), aligned)

@@ -1,4 +1,5 @@
 """common/: device errors, atomic saves, weights_only refusal, shape-matched loading, metrics, the loop's NaN guard."""
+import json
 import math
 import pickle
 import re
@@ -436,3 +437,38 @@ def test_mult_adds_of_conv_transposed_conv_and_linear_by_hand():
     square = nn.Conv2d(3, 1, 1)
     assert count_params_and_macs(square)["macs"] == 224 * 224 * 3  # default: one 224×224 RGB image
 
+
+
+def test_torchvision_weights_offline_and_unknown_names(monkeypatch):
+    import torchvision.models
+
+    class Entry:
+        def get_state_dict(self, progress):
+            calls.append(progress)
+            raise OSError("no network")
+
+    calls = []
+    monkeypatch.setattr(torchvision.models, "get_weight", lambda name: Entry())
+    with pytest.raises(UserError) as info:
+        weights.torchvision_state_dict("ResNet18_Weights.IMAGENET1K_V1")
+    assert calls == [False]  # no download progress bar in logs
+    assert str(info.value) == ("--weights: could not download ResNet18_Weights.IMAGENET1K_V1 (OSError: offline?); "
+                               "download it once online, or pass a local file (torch.save(model.state_dict(), path))")
+
+    def unknown(name):
+        raise ValueError(name)
+
+    monkeypatch.setattr(torchvision.models, "get_weight", unknown)
+    with pytest.raises(UserError) as info:
+        weights.torchvision_state_dict("Nope_Weights.X")
+    assert str(info.value) == ("--weights 'Nope_Weights.X' is neither a file nor a torchvision weights name "
+                               "(e.g. MobileNet_V2_Weights.IMAGENET1K_V1)")
+
+
+def test_load_report_as_dict_is_complete():
+    report = weights.load_matching(Net(3), Net(10).state_dict(), log=None)
+    as_dict = report.as_dict()
+    assert sorted(as_dict) == ["loaded", "loaded_parameters", "mismatched", "missing", "parameter_share", "parameters",
+                               "unexpected"]
+    assert as_dict["loaded_parameters"] == 4 and as_dict["mismatched"]["head.bias"] == [[10], [3]]
+    assert json.loads(json.dumps(as_dict)) == as_dict  # plain values: written as weights_report.json
