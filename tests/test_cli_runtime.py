@@ -1,0 +1,134 @@
+"""common/cli.py and common/runtime.py: every shared flag's default, every rejected value with its message, the device
+rules (an explicit CUDA request without CUDA is an error, never a fallback) and what setup() decides on a CPU."""
+import argparse
+from pathlib import Path
+
+import pytest
+import torch
+
+from common import cli, runtime
+from common.errors import UserError
+
+
+def parser(**overrides) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser()
+    kwargs = {"folder": "07_x", "data_choices": ("voc",), "epochs": 30, "batch_size": 8, "lr": 0.01, **overrides}
+    cli.add_common_args(p, **kwargs)
+    return p
+
+
+def test_defaults_are_the_folders_and_the_notes():
+    args = parser().parse_args([])
+    expected = {"data": "voc", "data_path": Path("data"), "download": False, "synthetic_size": None, "device": "auto",
+                "epochs": 30, "batch_size": 8, "eval_batch_size": None, "lr": 0.01, "workers": None, "seed": 0,
+                "output_dir": Path("runs/07_x"), "resume": None, "overwrite": False, "weights": None,
+                "limit_batches": None, "amp": None, "channels_last": None, "cudnn_benchmark": True, "compile": False,
+                "print_freq": 100}
+    assert vars(args) == expected
+    assert parser().parse_args(["--data", "synthetic"]).data == "synthetic"  # always offered
+    assert parser(default_data="synthetic").parse_args([]).data == "synthetic"
+    with pytest.raises(SystemExit):
+        parser().parse_args(["--data", "cifar10"])
+    flags = parser().parse_args(["-b", "3", "-j", "2", "--no-amp", "--channels-last", "--no-cudnn-benchmark",
+                                 "--compile", "--resume", "x.pth"])
+    assert (flags.batch_size, flags.workers, flags.amp, flags.channels_last, flags.cudnn_benchmark, flags.compile,
+            flags.resume) == (3, 2, False, True, False, True, Path("x.pth"))
+
+
+def test_help_shows_the_defaults():
+    text = " ".join(parser().format_help().split())  # help lines wrap with the terminal width
+    assert "(default: 30)" in text and "(default: 8)" in text and "(default: 0.01)" in text
+    assert "(default: runs/07_x)" in text and "(default: voc)" in text
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--epochs", "0"], "--epochs must be at least 1, got 0"),
+    (["-b", "0"], "--batch-size must be at least 1, got 0"),
+    (["--print-freq", "0"], "--print-freq must be at least 1, got 0"),
+    (["--eval-batch-size", "0"], "--eval-batch-size must be at least 1, got 0"),
+    (["--limit-batches", "0"], "--limit-batches must be at least 1, got 0"),
+    (["--synthetic-size", "0"], "--synthetic-size must be at least 1, got 0"),
+    (["--lr", "0"], "--lr must be positive, got 0.0"),
+    (["--lr", "nan"], "--lr must be positive, got nan"),
+    (["-j", "-1"], "--workers must be >= 0, got -1"),
+])
+def test_impossible_values_are_refused_with_their_flag(flags, message):
+    with pytest.raises(UserError) as info:
+        cli.check_args(parser().parse_args(flags))
+    assert str(info.value) == message
+
+
+def test_smallest_allowed_values_pass(tmp_path):
+    cli.check_args(parser().parse_args(["--epochs", "1", "-b", "1", "--print-freq", "1", "--eval-batch-size", "1",
+                                        "--limit-batches", "1", "--synthetic-size", "1", "--lr", "1e-9", "-j", "0"]))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match=r"^--data-path .*file is a file, not a folder$"):
+        cli.check_args(parser().parse_args(["--data-path", str(tmp_path / "file")]))
+    cli.check_args(parser().parse_args(["--data-path", str(tmp_path / "missing")]))  # created by --download later
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("gpu0", "--device 'gpu0' is not a device (use auto, cpu, cuda or cuda:N)"),
+    ("meta", "--device 'meta' is not supported (use auto, cpu, cuda or cuda:N)"),
+])
+def test_device_strings(spec, message):
+    with pytest.raises(UserError) as info:
+        cli.resolve_device(spec)
+    assert str(info.value) == message
+    assert cli.resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA errors")
+def test_cuda_without_cuda_names_the_request():
+    for spec in ("cuda", "cuda:1"):
+        with pytest.raises(UserError) as info:
+            cli.resolve_device(spec)
+        assert str(info.value) == f"--device {spec} requested but CUDA is not available on this machine"
+
+
+def test_cuda_index_beyond_the_devices(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert cli.resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(UserError, match=r"^--device cuda:2: only 2 CUDA device\(s\) present$"):
+        cli.resolve_device("cuda:2")
+    assert cli.resolve_device("auto") == torch.device("cuda")
+
+
+def test_setup_on_a_cpu_decides_full_precision_no_workers_and_seeds(tmp_path):
+    args = parser().parse_args(["--device", "cpu", "--output-dir", str(tmp_path / "run"), "--seed", "7"])
+    rt = runtime.setup(args)
+    assert (rt.device, rt.rank, rt.world_size, rt.amp_dtype, rt.channels_last, rt.resume) == \
+        (torch.device("cpu"), 0, 1, None, False, None)
+    assert rt.is_main and not rt.distributed and args.workers == 0
+    first = torch.rand(3)
+    runtime.seed_everything(7)
+    assert torch.equal(first, torch.rand(3))  # setup seeded torch from --seed
+    assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_setup_honours_explicit_choices_on_a_cpu(tmp_path):
+    args = parser().parse_args(["--device", "cpu", "--output-dir", str(tmp_path), "--amp", "--channels-last", "-j",
+                                "3"])
+    rt = runtime.setup(args)
+    assert rt.amp_dtype == torch.bfloat16 and rt.channels_last and args.workers == 3  # CPU autocast is bf16 only
+
+
+def test_runtime_rank_properties():
+    assert runtime.Runtime(torch.device("cpu"), rank=1, world_size=2).distributed
+    assert not runtime.Runtime(torch.device("cpu"), rank=1, world_size=2).is_main
+    assert runtime.Runtime(torch.device("cpu"), rank=0, world_size=2).is_main
+
+
+def test_seed_everything_seeds_python_numpy_and_torch():
+    import random
+
+    import numpy as np
+
+    runtime.seed_everything(3)
+    draws = (random.random(), np.random.rand(), torch.rand(1).item())
+    runtime.seed_everything(3)
+    assert draws == (random.random(), np.random.rand(), torch.rand(1).item())
+    runtime.seed_everything(4)
+    assert draws[0] != random.random()
+    runtime.seed_everything(2 ** 33 + 3)  # numpy takes 32 bits: the seed is reduced, not refused
