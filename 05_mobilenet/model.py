@@ -15,7 +15,7 @@ MODELS = ("mobilenet_v1", "mobilenet_v2")
 class ConvBNReLU(nn.Sequential):
     """Conv → BN → ReLU(6), named as in the notes' printout; `groups=channels` makes it a DW conv (卷积核channel为1)."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1, groups: int = 1,
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, groups: int = 1,
                  activation: type[nn.Module] = nn.ReLU6) -> None:
         padding = (kernel_size - 1) // 2
         super().__init__(

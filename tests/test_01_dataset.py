@@ -190,3 +190,54 @@ def test_imagefolder_layout_and_missing_data(train, tmp_path):
         train.main(["--data", "notes-layout", *empty])
     with pytest.raises(UserError, match="--labels files needs --data notes-layout"):
         train.main(["--data", "imagefolder", "--labels", "files", *empty])
+
+
+# ------------------------------------------------------------------------------------------------------ model.py
+def leaf_layers(model):
+    """(name, type, defining arguments) of every leaf module in registration order; a conv or linear also says whether
+    it has a bias. ReLU's `inplace` is left out: it changes memory use, not results."""
+    args = {torch.nn.Conv2d: ("in_channels", "out_channels", "kernel_size", "stride", "padding", "groups"),
+            torch.nn.BatchNorm2d: ("num_features",), torch.nn.ReLU: (), torch.nn.MaxPool2d: ("kernel_size", "stride"),
+            torch.nn.AdaptiveAvgPool2d: ("output_size",), torch.nn.Linear: ("in_features", "out_features")}
+    rows = []
+    for name, m in model.named_modules():
+        if not any(m.children()):
+            row = (name, type(m).__name__, *(getattr(m, a) for a in args[type(m)]))
+            rows.append(row + ((m.bias is not None,) if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) else ()))
+    return rows
+
+
+def test_small_cnn_layers_defaults_and_build_model():
+    """Three conv 3×3 (padding 1, no bias: BatchNorm has one) → BN → ReLU → 2×2 max-pool stages of width 16, 32, 64,
+    a global average pool and one linear layer; 2 classes (ants, bees) by default."""
+    m = load("01_dataset")
+    expected = []
+    for i, (cin, cout) in enumerate(((3, 16), (16, 32), (32, 64))):
+        expected += [(f"features.{i}.0", "Conv2d", cin, cout, (3, 3), (1, 1), (1, 1), 1, False),
+                     (f"features.{i}.1", "BatchNorm2d", cout), (f"features.{i}.2", "ReLU"),
+                     (f"features.{i}.3", "MaxPool2d", 2, 2)]
+    expected += [("pool", "AdaptiveAvgPool2d", 1), ("classifier", "Linear", 64, 2, True)]
+    assert leaf_layers(m.SmallCNN()) == expected
+    assert leaf_layers(m.build_model("smallcnn")) == expected
+    built = m.build_model("smallcnn", 5, width=8)  # num_classes positional, kwargs reach SmallCNN
+    assert leaf_layers(built)[8][2:4] == (16, 32) and leaf_layers(built)[-1] == ("classifier", "Linear", 32, 5, True)
+    with pytest.raises(ValueError, match=r"^unknown model 'resnet18'; choose from \('smallcnn',\)$"):
+        m.build_model("resnet18")
+
+
+def test_small_cnn_forward_halves_each_stage_and_averages_globally():
+    """The shape check of model.py (N×3×64×64 → N×2), each stage halving H and W, and the logits being the linear
+    layer applied to the per-channel mean of the last feature map (any input size works)."""
+    m = load("01_dataset")
+    torch.manual_seed(0)
+    model = m.SmallCNN().eval()
+    assert model(torch.ones((4, 3, 64, 64))).shape == (4, 2)
+    shapes = []
+    for block in model.features:
+        block.register_forward_hook(lambda mod, i, o: shapes.append(tuple(o.shape)))
+    x = torch.randn(3, 3, 40, 24)
+    with torch.no_grad():
+        logits = model(x)
+        features = model.features(x)
+    assert shapes[:3] == [(3, 16, 20, 12), (3, 32, 10, 6), (3, 64, 5, 3)]
+    torch.testing.assert_close(logits, model.classifier(features.mean((2, 3))))

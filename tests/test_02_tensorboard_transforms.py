@@ -165,3 +165,64 @@ def test_train_logs_scalars_inputs_graph_and_weights(train, predict, tmp_path, c
     names, probs = zip(*result["prediction"])
     assert set(names) <= set(ckpt["class_names"]) and len(names) == 3 and list(probs) == sorted(probs, reverse=True)
     assert capsys.readouterr().out.splitlines()[-1].startswith(f"{photo}: {names[0]} (")
+
+
+# ------------------------------------------------------------------------------------------------------ model.py
+def leaf_layers(model):
+    """(name, type, defining arguments) of every leaf module in registration order; a conv or linear also says whether
+    it has a bias. ReLU's `inplace` is left out: it changes memory use, not results."""
+    args = {torch.nn.Conv2d: ("in_channels", "out_channels", "kernel_size", "stride", "padding", "groups"),
+            torch.nn.BatchNorm2d: ("num_features",), torch.nn.ReLU: (), torch.nn.MaxPool2d: ("kernel_size", "stride"),
+            torch.nn.AdaptiveAvgPool2d: ("output_size",), torch.nn.Dropout: ("p",),
+            torch.nn.Linear: ("in_features", "out_features")}
+    rows = []
+    for name, m in model.named_modules():
+        if not any(m.children()):
+            row = (name, type(m).__name__, *(getattr(m, a) for a in args[type(m)]))
+            rows.append(row + ((m.bias is not None,) if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) else ()))
+    return rows
+
+
+def test_convnet_layers_defaults_and_build_model():
+    """Two stages of two conv 3×3 (padding 1, no bias) → BN → ReLU pairs and a 2×2 max-pool, widths 32 and 64, then
+    global average pool, dropout 0.2 and one linear layer; 10 classes by default, named blocks for the Graphs tab."""
+    m = load("02_tensorboard_transforms")
+
+    def pair(name, cin, cout):
+        return [(f"{name}.0", "Conv2d", cin, cout, (3, 3), (1, 1), (1, 1), 1, False), (f"{name}.1", "BatchNorm2d", cout),
+                (f"{name}.2", "ReLU")]
+
+    expected = [*pair("stage1.0", 3, 32), *pair("stage1.1", 32, 32), ("stage1.2", "MaxPool2d", 2, 2),
+                *pair("stage2.0", 32, 64), *pair("stage2.1", 64, 64), ("stage2.2", "MaxPool2d", 2, 2),
+                ("pool", "AdaptiveAvgPool2d", 1), ("dropout", "Dropout", 0.2), ("fc", "Linear", 64, 10, True)]
+    assert leaf_layers(m.ConvNet()) == expected
+    assert leaf_layers(m.build_model("convnet")) == expected
+    built = m.build_model("convnet", 3, width=8, dropout=0.5)  # num_classes positional, kwargs reach ConvNet
+    assert leaf_layers(built)[-2:] == [("dropout", "Dropout", 0.5), ("fc", "Linear", 16, 3, True)]
+    with pytest.raises(ValueError, match=r"^unknown model 'tudui'; choose from \('convnet',\)$"):
+        m.build_model("tudui")
+
+
+def test_convnet_forward_pools_globally_then_dropout_then_fc():
+    """N×3×H×W → N×10 at any size; stage1 and stage2 each halve H and W; in eval mode the logits are fc of the
+    per-channel mean of stage2's output, in train mode dropout zeroes some of those means first."""
+    m = load("02_tensorboard_transforms")
+    torch.manual_seed(0)
+    model = m.ConvNet().eval()
+    x = torch.randn(2, 3, 20, 12)
+    with torch.no_grad():
+        out1 = model.stage1(x)
+        out2 = model.stage2(out1)
+        logits = model(x)
+    assert out1.shape == (2, 32, 10, 6) and out2.shape == (2, 64, 5, 3)
+    torch.testing.assert_close(logits, model.fc(out2.mean((2, 3))))
+    seen = []
+    model.fc.register_forward_hook(lambda mod, i, o: seen.append(i[0]))
+    model.train()
+    model.stage1.eval(), model.stage2.eval()  # BatchNorm as in evaluation: only dropout differs
+    with torch.no_grad():
+        model(x)
+    dropped = seen[-1]
+    kept = dropped != 0
+    assert not kept.all() and kept.any()
+    torch.testing.assert_close(dropped[kept], out2.mean((2, 3))[kept] / 0.8)

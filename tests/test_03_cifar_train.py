@@ -195,3 +195,32 @@ def test_cuda_request_exits_2_with_one_line(train, tmp_path, capsys):
     err = capsys.readouterr().err
     assert info.value.code == 2 and err.count("\n") == 1 and err.startswith("error: --device cuda")
     assert not any(tmp_path.iterdir())
+
+
+def test_notes_layers_forward_order_and_shapes():
+    """The notes' Tudui: Conv2d(3,32,5,1,2), MaxPool2d(2), Conv2d(32,32,5,1,2), MaxPool2d(2), Conv2d(32,64,5,1,2),
+    MaxPool2d(2), Flatten, Linear(1024,64), Linear(64,10), run in that order with the shapes of model.py's comments."""
+    m = load("03_cifar_train")
+    model = m.Tudui()
+    convs = {n: (c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, c.bias is not None)
+             for n, c in model.named_children() if isinstance(c, torch.nn.Conv2d)}
+    assert convs == {"conv1": (3, 32, (5, 5), (1, 1), (2, 2), True), "conv2": (32, 32, (5, 5), (1, 1), (2, 2), True),
+                     "conv3": (32, 64, (5, 5), (1, 1), (2, 2), True)}
+    assert all((p.kernel_size, p.stride) == (2, 2) for n, p in model.named_children() if n.startswith("maxpool"))
+    assert [(l.in_features, l.out_features) for l in (model.Linear1, model.Linear2)] == [(1024, 64), (64, 10)]
+    calls = []
+    for name, layer in model.named_children():
+        layer.register_forward_hook(lambda mod, i, o, name=name: calls.append((name, tuple(o.shape[1:]))))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        out = model(x)
+        expected = x
+        for layer in model.children():
+            expected = layer(expected)
+    assert calls[:9] == [("conv1", (32, 32, 32)), ("maxpool1", (32, 16, 16)), ("conv2", (32, 16, 16)),
+                         ("maxpool2", (32, 8, 8)), ("conv3", (64, 8, 8)), ("maxpool3", (64, 4, 4)), ("flatten", (1024,)),
+                         ("Linear1", (64,)), ("Linear2", (10,))]
+    assert torch.equal(out, expected)
+    assert m.build_model("tudui").Linear2.out_features == 10 and m.build_model("tudui", 4).Linear2.out_features == 4
+    with pytest.raises(ValueError, match=r"^unknown model 'Tom'; choose from \('tudui',\)$"):
+        m.build_model("Tom")

@@ -227,3 +227,106 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path, args: list[str], mess
     with pytest.raises(UserError, match=message):
         load("05_mobilenet", "train").main([*FAST, "--data-path", str(tmp_path / "none"),
                                             "--output-dir", str(tmp_path / "o"), *args])
+
+
+# ------------------------------------------------------------------------------------------ α rounding, defaults, init
+def test_make_divisible_is_torchvisions_rule() -> None:
+    """Round to the nearest multiple of 8 (at least 8), one step up when that drops more than 10%: torchvision's
+    `_make_divisible` for every value on a fine grid, with the default divisor 8 and with others."""
+    from torchvision.models._utils import _make_divisible as reference
+
+    values = [i / 8 for i in range(1, 8 * 400)]
+    assert [M._make_divisible(v) for v in values] == [reference(v, 8) for v in values]
+    for divisor in (4, 16):
+        assert [M._make_divisible(v, divisor) for v in values] == [reference(v, divisor) for v in values]
+    assert (M._make_divisible(8 / 0.9), M._make_divisible(8 / 0.9 + 1e-6)) == (8, 16)  # exactly 10% less is still fine
+    assert [M._make_divisible(v) for v in (3, 11.9, 99, 100)] == [8, 16, 96, 104]  # 11.9 → 8 would drop 33%
+
+
+@pytest.mark.parametrize("width", [1.003, 1.1, 1.4])
+def test_v2_first_and_last_layer_widths_round_like_torchvision(width: float) -> None:
+    """make_divisible(32·α) for the stem and make_divisible(1280·max(1, α)) for the last 1×1 conv, at widths where an
+    off-by-one channel constant would round differently (1.003: last 1280, not 1288; 1.1: stem 32, not 40)."""
+    with torch.device("meta"):
+        ours = M.build_model("mobilenet_v2", 10, width_mult=width)
+        reference = torchvision.models.mobilenet_v2(num_classes=10, width_mult=width)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in reference.state_dict().items()}
+    assert ours.features[0][0].out_channels == M._make_divisible(32 * width)
+    assert ours.features[-1][0].out_channels == M._make_divisible(1280 * width) == reference.last_channel
+
+
+def test_v2_defaults_and_initialisation_equal_torchvision() -> None:
+    """MobileNetV2() is torchvision's mobilenet_v2() (1000 classes, α 1, dropout 0.2), and with the same seed the
+    freshly initialised weights are identical: Kaiming-normal fan-out convs, unit BN, N(0, 0.01) linear, zero biases."""
+    torch.manual_seed(0)
+    ours = M.MobileNetV2(num_classes=10)
+    torch.manual_seed(0)
+    reference = torchvision.models.mobilenet_v2(num_classes=10)
+    theirs = reference.state_dict()
+    assert all(torch.equal(v, theirs[k]) for k, v in ours.state_dict().items()) and ours.state_dict().keys() == theirs.keys()
+    with torch.device("meta"):
+        default, tv_default = M.MobileNetV2(), torchvision.models.mobilenet_v2()
+    assert [type(m) for m in default.classifier] == [nn.Dropout, nn.Linear]
+    assert (default.classifier[0].p, default.classifier[1].out_features) == (tv_default.classifier[0].p, 1000) == (0.2, 1000)
+    assert {k: v.shape for k, v in default.state_dict().items()} == {k: v.shape for k, v in tv_default.state_dict().items()}
+
+
+def test_v1_initialisation_statistics() -> None:
+    """MobileNetV1 shares V2's initialisation: conv weights N(0, 2/fan_out) (fan_out = out channels · k²), BN weight 1
+    and bias 0, FC weights N(0, 0.01²) with zero bias."""
+    torch.manual_seed(0)
+    model = M.MobileNetV1(num_classes=1000, width_mult=0.5)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.weight.numel() >= 4096]
+    for conv in convs:
+        fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+        assert conv.weight.std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.1)
+        assert abs(conv.weight.mean().item()) < 0.1 * (2 / fan_out) ** 0.5
+    fc = model.classifier[1]
+    assert fc.weight.std().item() == pytest.approx(0.01, rel=0.05) and abs(fc.weight.mean().item()) < 1e-3
+    assert not fc.bias.any()
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(bool((m.weight == 1).all()) and not m.bias.any() for m in bns)
+
+
+def test_v1_layers_strides_relu_and_width_multiplier() -> None:
+    """Paper Table 1: 3×3 conv s2 (32), then 13 DW s{1,2} + PW blocks ending at 1024 channels on a 7×7 map for 224×224
+    input; plain ReLU (not ReLU6) after every conv; α scales every width to int(α·c), never below 8."""
+    strides = [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1]
+    widths = [64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024]
+    for alpha in (1.0, 0.5, 0.1):
+        with torch.device("meta"):
+            model = M.MobileNetV1(width_mult=alpha) if alpha == 1.0 else M.build_model("mobilenet_v1", 1000, width_mult=alpha)
+            out = model.features(torch.empty(1, 3, 224, 224))
+        ch = [max(8, int(c * alpha)) for c in [32, *widths]]
+        stem = model.features[0][0]
+        assert (stem.in_channels, stem.out_channels, stem.kernel_size, stem.stride, stem.padding) == (3, ch[0], (3, 3),
+                                                                                                      (2, 2), (1, 1))
+        blocks = list(model.features)[1:]
+        assert [b[0][0].stride[0] for b in blocks] == strides
+        assert [(b[0][0].kernel_size, b[0][0].padding, b[1][0].kernel_size, b[1][0].padding) for b in blocks] == \
+            [((3, 3), (1, 1), (1, 1), (0, 0))] * 13
+        assert [(b[0][0].out_channels, b[1][0].in_channels, b[1][0].out_channels) for b in blocks] == \
+            [(i, i, o) for i, o in zip(ch, ch[1:])]
+        assert all(m.bias is None for m in model.modules() if isinstance(m, nn.Conv2d))
+        assert out.shape == (1, ch[-1], 7, 7) and model.classifier[1].in_features == ch[-1]
+        activations = [type(m) for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+        assert activations == [nn.ReLU] * 27
+    assert [max(8, int(c * 0.1)) for c in (32, 64, 128, 1024)] == [8, 8, 12, 102]
+    assert (model.classifier[0].p, M.MobileNetV1().classifier[1].out_features) == (0.2, 1000)
+
+
+def test_v2_uses_relu6_except_after_the_linear_projection() -> None:
+    """ReLU6 after the stem, every expansion and depthwise conv and the last 1×1 conv (35 in all); each inverted
+    residual ends in 1×1 conv → BN with nothing after it (linear bottleneck)."""
+    model = M.build_model("mobilenet_v2", 10)
+    assert [type(m) for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))] == [nn.ReLU6] * 35
+    for block in (b for b in model.features if isinstance(b, M.InvertedResidual)):
+        assert [type(m) for m in block.conv[-2:]] == [nn.Conv2d, nn.BatchNorm2d] and block.conv[-2].kernel_size == (1, 1)
+
+
+def test_separable_cost_defaults_are_3x3_kernels_on_112x112() -> None:
+    """separable_cost(M, N) is the notes' first example's setting: K = 3, D_F = 112."""
+    cost = M.separable_cost(32, 64)
+    assert cost == M.separable_cost(32, 64, 3, 112)
+    assert (cost["standard_params"], cost["separable_params"]) == (9 * 32 * 64, 9 * 32 + 32 * 64)
+    assert cost["separable_macs"] == (9 * 32 + 32 * 64) * 112 * 112

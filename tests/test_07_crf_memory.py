@@ -2,6 +2,8 @@
 CRF cannot fit, which must come as a one-line error before anything big is allocated."""
 from __future__ import annotations
 
+import dataclasses
+import math
 from pathlib import Path
 
 import pytest
@@ -156,3 +158,140 @@ def test_crf_demo_measures_memory_next_to_the_estimate(capsys) -> None:
     assert result["estimate_mb"] == demo.memory_bytes((1, 3, 30, 40), params) / 2 ** 20
     assert result["measured_mb"] >= 0 and result["seconds"] > 0
     assert capsys.readouterr().out.startswith("| 40×30 | 3 | 16 | ")
+
+
+# --- Mutation gaps (mutmut): the mean-field update, the kernels and the estimate checked against their formulas.
+
+def reference_weights(image: torch.Tensor, p) -> dict:
+    """crf.py's kernels written out pixel by pixel in float64, for one image (3×H×W): for pixel i and each j = i + o in
+    the window (o ≠ 0, taps every `dilation` pixels up to r = window//2 · dilation, j inside the image),
+    k_b(i, j) = exp(−|p_i − p_j|²/2θα² − |I_i − I_j|²/2θβ²), k_s(i, j) = exp(−|p_i − p_j|²/2θγ²),
+    n_i = (1 + Σ_j k(i, j))^(−1/2) for each kernel, and K(i, j) = w1·n_i k_b(i, j) n_j + w2·n_i k_s(i, j) n_j."""
+    image = image.double()
+    h, w = image.shape[-2:]
+    r = p.window // 2 * p.dilation
+    taps = range(-r, r + 1, p.dilation)
+    offsets = [(dy, dx) for dy in taps for dx in taps if (dy, dx) != (0, 0)]
+    pixels = [(y, x) for y in range(h) for x in range(w)]
+    neighbours = {i: [(i[0] + dy, i[1] + dx) for dy, dx in offsets if 0 <= i[0] + dy < h and 0 <= i[1] + dx < w]
+                  for i in pixels}
+
+    def kernels(i: tuple[int, int], j: tuple[int, int]) -> tuple[float, float]:
+        d2 = (i[0] - j[0]) ** 2 + (i[1] - j[1]) ** 2
+        colour = ((image[:, i[0], i[1]] - image[:, j[0], j[1]]) ** 2).sum().item()
+        return (math.exp(-d2 / (2 * p.bilateral_xy ** 2) - colour / (2 * p.bilateral_rgb ** 2)),
+                math.exp(-d2 / (2 * p.spatial_xy ** 2)))
+
+    k = {(i, j): kernels(i, j) for i in pixels for j in neighbours[i]}
+    norm = {i: [(1 + sum(k[i, j][t] for j in neighbours[i])) ** -0.5 for t in (0, 1)] for i in pixels}
+    return {(i, j): p.bilateral_weight * norm[i][0] * kb * norm[j][0] + p.spatial_weight * norm[i][1] * ks * norm[j][1]
+            for (i, j), (kb, ks) in k.items()}
+
+
+def reference_crf(probs: torch.Tensor, image: torch.Tensor, p) -> torch.Tensor:
+    """The mean-field update of crf.py's docstring (Potts): Q ← softmax(log P + Σ_j K(i, j) Q_j), from Q = P."""
+    out = torch.empty(probs.shape, dtype=torch.float64)
+    for b in range(probs.shape[0]):
+        weights = reference_weights(image[b], p)
+        unary = probs[b].double().clamp_min(1e-8).log()
+        q = probs[b].double()
+        for _ in range(p.iterations):
+            message = torch.zeros_like(q)
+            for (i, j), kij in weights.items():
+                message[:, i[0], i[1]] += kij * q[:, j[0], j[1]]
+            q = (unary + message).softmax(0)
+        out[b] = q
+    return out
+
+
+@pytest.mark.parametrize("shape, params", [
+    ((2, 3, 5, 7), {"window": 3, "dilation": 2, "iterations": 2}),
+    ((1, 2, 6, 4), {"window": 5, "dilation": 1, "iterations": 1, "bilateral_weight": 2.5, "spatial_weight": 1.7}),
+])
+def test_mean_field_matches_the_docstring_formulas(shape, params) -> None:
+    """Odd kernel widths (θα 2.3 px, θβ 37, θγ 1.6 px) so that no two terms of the formulas can be swapped unnoticed;
+    a probability of exactly 0 takes the clamped log (1e-8)."""
+    probs, image = random_inputs(*shape)
+    probs[0, :, 0, 0] = torch.tensor([1.0] + [0.0] * (shape[1] - 1))
+    p = CRF.CRFParams(bilateral_xy=2.3, bilateral_rgb=37.0, spatial_xy=1.6, tile=3, **params)
+    expected = reference_crf(probs, image, p)
+    assert torch.allclose(CRF.crf_refine(probs, image, p), expected.float(), atol=1e-5, rtol=0)
+    assert torch.allclose(CRF.mean_field(probs, image, p), expected.float(), atol=1e-5, rtol=0)
+
+
+def test_pairwise_weights_match_the_kernel_formulas_in_float64() -> None:
+    """Offsets: the window's taps without (0, 0), row by row; weight o at pixel i is K(i, i + o), 0 where i + o leaves
+    the image; a float64 image gives float64 weights, computed in float64 throughout."""
+    image = 255 * torch.rand(2, 3, 6, 7, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    p = CRF.CRFParams(window=5, dilation=2, bilateral_weight=2.5, bilateral_xy=2.3, bilateral_rgb=37.0,
+                      spatial_weight=1.7, spatial_xy=1.6)
+    offsets, weights = CRF.pairwise_weights(image, p)
+    assert offsets == [(dy, dx) for dy in (-4, -2, 0, 2, 4) for dx in (-4, -2, 0, 2, 4) if (dy, dx) != (0, 0)]
+    assert weights.shape == (24, 2, 1, 6, 7) and weights.dtype == torch.float64
+    for b in range(2):
+        expected = torch.zeros(24, 6, 7, dtype=torch.float64)
+        for ((y, x), (y2, x2)), kij in reference_weights(image[b], p).items():
+            expected[offsets.index((y2 - y, x2 - x)), y, x] = kij
+        assert torch.allclose(weights[:, b, 0], expected, rtol=1e-12, atol=0)
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    """README/CRFParams: 5 iterations, window 11 at dilation 2 (reach ±10 px), w1 5, θα 20 px, θβ 10, w2 1, θγ 3 px,
+    tiles of 512 px."""
+    assert dataclasses.asdict(CRF.CRFParams()) == {
+        "iterations": 5, "window": 11, "dilation": 2, "bilateral_weight": 5.0, "bilateral_xy": 20.0,
+        "bilateral_rgb": 10.0, "spatial_weight": 1.0, "spatial_xy": 3.0, "tile": 512}
+    assert CRF.reach(CRF.CRFParams()) == 10 and CRF.reach(CRF.CRFParams(window=7, dilation=3)) == 9
+    assert CRF.halo(CRF.CRFParams(iterations=1, window=3, dilation=1)) == 2
+    assert CRF.halo(CRF.CRFParams(iterations=3, window=1)) == 0  # window 1: no neighbours, no halo
+
+
+@pytest.mark.parametrize("field, bad, good", [
+    ("iterations", -1, 0), ("window", 0, 1), ("window", -1, 1), ("window", 4, 3), ("dilation", 0, 1),
+    ("bilateral_xy", 0.0, 1e-3), ("bilateral_rgb", 0.0, 1e-3), ("spatial_xy", 0.0, 1e-3),
+    ("bilateral_xy", -1.0, 1e-3), ("tile", 0, 1),
+])
+def test_parameter_bounds(field: str, bad, good) -> None:
+    with pytest.raises(ValueError, match="CRF needs iterations >= 0, an odd window >= 1 and dilation >= 1, got CRFParams"
+                       if field in ("iterations", "window", "dilation") else
+                       "CRF kernel widths must be positive, got CRFParams" if field != "tile" else
+                       "CRF tile must be at least 1 pixel, got 0"):
+        CRF.CRFParams(**{field: bad})
+    assert getattr(CRF.CRFParams(**{field: good}), field) == good
+
+
+def test_window_one_and_bad_shapes() -> None:
+    """A 1×1 window has no neighbours: the result is the input; and every malformed input is refused."""
+    probs, image = random_inputs(1, 3, 5, 6)
+    assert torch.allclose(CRF.crf_refine(probs, image, CRF.CRFParams(window=1)), probs, atol=1e-6)
+    for bad_probs, bad_image in [(probs[0], image), (probs, image[0]), (probs.expand(2, -1, -1, -1), image),
+                                 (probs[..., :4, :], image), (probs[..., :5], image)]:
+        with pytest.raises(ValueError, match=r"^CRF needs N×C×H×W probabilities and an N×3×H×W image of the same "
+                                             r"size, got \("):
+            CRF.crf_refine(bad_probs, bad_image)
+
+
+def test_result_is_float32_on_the_inputs_device() -> None:
+    """float32 whatever the default dtype, on the inputs' device (meta: shapes only, as a stand-in for CUDA)."""
+    probs, image = random_inputs(1, 2, 6, 5)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        refined = CRF.crf_refine(probs.double(), image.double(), CRF.CRFParams(window=3, iterations=1, tile=4))
+    finally:
+        torch.set_default_dtype(default)
+    assert refined.dtype == torch.float32
+    assert torch.allclose(refined, CRF.crf_refine(probs, image, CRF.CRFParams(window=3, iterations=1)), atol=1e-6)
+    meta = CRF.crf_refine(probs.to("meta"), image.to("meta"), CRF.CRFParams(window=3, iterations=1, tile=4))
+    assert meta.device.type == "meta" and meta.shape == probs.shape and meta.dtype == torch.float32
+
+
+def test_memory_estimate_formula() -> None:
+    """working_bytes: 8 bytes × the largest piece (tile + 2·halo, clipped to the image, + 2r) × (window² − 1 weights +
+    6·C + 16); memory_bytes adds the float32 result, 4·N·C·H·W."""
+    p = CRF.CRFParams(window=5, dilation=3, iterations=2, tile=40)  # r = 6, halo 18, piece side 76
+    assert CRF.working_bytes((1, 4, 30, 200), p) == 8 * (30 + 12) * (76 + 12) * (24 + 6 * 4 + 16)
+    assert CRF.working_bytes((3, 4, 300, 50), p) == 3 * 8 * (76 + 12) * (50 + 12) * (24 + 6 * 4 + 16)
+    assert CRF.memory_bytes((3, 4, 300, 50), p) == 4 * 3 * 4 * 300 * 50 + CRF.working_bytes((3, 4, 300, 50), p)
+    no_halo = CRF.CRFParams(window=5, dilation=3, iterations=0, tile=40)
+    assert CRF.working_bytes((1, 4, 300, 300), no_halo) == 8 * (40 + 12) ** 2 * (24 + 6 * 4 + 16)

@@ -288,3 +288,221 @@ def test_train_accepts_a_backbone_file_and_names_the_flag_when_it_is_missing(tmp
         TRAIN.main([*args, "--weights-backbone", str(tmp_path / "nowhere.pth"), "--output-dir", str(tmp_path / "x")])
     with pytest.raises(UserError, match="does not fit --backbone resnet18"):
         TRAIN.main([*args, "--weights-backbone", "ResNet50_Weights.IMAGENET1K_V1", "--output-dir", str(tmp_path / "y")])
+
+
+# --- Mutation gaps (mutmut): every rate, channel count and wiring the papers define, on meta where only shapes matter.
+
+def layers(module: nn.Module) -> list[tuple]:
+    """The leaf layers in order, with what the papers specify of each (ReLU's in-place flag is only a memory saving)."""
+    out = []
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            out.append(("conv", m.in_channels, m.out_channels, m.kernel_size, m.dilation[0], m.padding, m.stride[0],
+                        m.bias is not None))
+        elif isinstance(m, nn.BatchNorm2d):
+            out.append(("bn", m.num_features))
+        elif isinstance(m, nn.ReLU):
+            out.append(("relu",))
+        elif isinstance(m, nn.Dropout):
+            out.append(("dropout", m.p))
+        elif isinstance(m, nn.AdaptiveAvgPool2d):
+            out.append(("global pool", m.output_size))
+        elif not list(m.children()):
+            out.append((type(m).__name__,))
+    return out
+
+
+def conv(cin: int, cout: int, k: int = 1, rate: int = 1, bias: bool = False) -> tuple:
+    """A stride-1 conv whose padding keeps the size: r(k − 1)/2 (the notes' 膨胀卷积 formula)."""
+    return ("conv", cin, cout, (k, k), rate, (rate * (k - 1) // 2,) * 2, 1, bias)
+
+
+def cbr(cin: int, cout: int, k: int = 1, rate: int = 1) -> list[tuple]:
+    """conv (no bias: the BN after it has one) → BN → ReLU."""
+    return [conv(cin, cout, k, rate), ("bn", cout), ("relu",)]
+
+
+def aspp_v3(cin: int, rates: tuple[int, ...]) -> list[tuple]:
+    return [*cbr(cin, 256), *(t for r in rates for t in cbr(cin, 256, 3, r)), ("global pool", 1), *cbr(cin, 256),
+            *cbr(5 * 256, 256), ("dropout", 0.1)]
+
+
+def test_every_head_layer_by_layer() -> None:
+    """V1 LargeFOV, V2's four summed classifiers, V3's ASPP (1×1, three 3×3, image pooling, BN, 1×1 projection of the
+    concatenation), the V3+ decoder (1×1 → 48, two 3×3 → 256, 1×1 classes) and the aux FCN head (torchvision's)."""
+    with torch.device("meta"):
+        models = {name: M.build_model(name, 3, backbone="resnet18", aux=True) for name in M.MODELS}
+    assert layers(models["deeplabv1"].head) == [
+        conv(512, 1024, 3, 12, bias=True), ("relu",), ("dropout", 0.5),           # fc6: 3×3, dilation 12, 1024
+        conv(1024, 1024, bias=True), ("relu",), ("dropout", 0.5),                 # fc7: 1×1
+        conv(1024, 3, bias=True)]                                                 # fc8: scores
+    assert layers(models["deeplabv2"].head) == [conv(512, 3, 3, r, bias=True) for r in (6, 12, 18, 24)]
+    assert layers(models["deeplabv3"].head) == [*aspp_v3(512, (6, 12, 18)), conv(256, 3, bias=True)]
+    assert layers(models["deeplabv3plus"].head) == aspp_v3(512, (6, 12, 18))
+    decoder = models["deeplabv3plus"].decoder
+    assert layers(decoder.reduce) == cbr(64, 48)                                  # ResNet conv2_x: 64 channels
+    assert layers(decoder.fuse) == [*cbr(256 + 48, 256, 3), *cbr(256, 256, 3)]
+    assert layers(decoder.classifier) == [conv(256, 3, bias=True)]
+    for name, model in models.items():
+        assert layers(model.aux) == [*cbr(256, 64, 3), ("dropout", 0.1), conv(64, 3, bias=True)]  # on layer3 (256)
+        assert (model.decoder is not None) == (name == "deeplabv3plus")
+    with torch.device("meta"):
+        plain = M.build_model("deeplabv3plus", 3, backbone="resnet50")
+    assert plain.aux is None and layers(plain.decoder.reduce) == cbr(256, 48)     # ResNet-50 conv2_x: 256 channels
+    assert layers(plain.head)[0] == conv(2048, 256)
+
+
+# (version, output stride) → 3×3 dilations of ResNet-101's layer3 and layer4 (23 and 3 blocks) or VGG16's conv4_x and
+# conv5_x, and the head's rates: the field of view in pixels (rate × stride) is the published one at both strides.
+RATES = [
+    ("deeplabv1", 8, [1] * 3, [2] * 3, (12,)), ("deeplabv1", 16, [1] * 3, [1] * 3, (6,)),
+    ("deeplabv2", 8, [2] * 23, [4] * 3, (6, 12, 18, 24)), ("deeplabv2", 16, [1] * 23, [2] * 3, (3, 6, 9, 12)),
+    ("deeplabv3", 16, [1] * 23, [2, 4, 8], (6, 12, 18)), ("deeplabv3", 8, [2] * 23, [4, 8, 16], (12, 24, 36)),
+    ("deeplabv3plus", 16, [1] * 23, [2, 4, 8], (6, 12, 18)), ("deeplabv3plus", 8, [2] * 23, [4, 8, 16], (12, 24, 36)),
+]
+
+
+def head_rates(model: nn.Module) -> list[int]:
+    head = model.head[0] if model.version == "deeplabv3" else model.head
+    convs = [head[0]] if model.version == "deeplabv1" else \
+        list(head.branches) if model.version == "deeplabv2" else [b[0] for b in head.branches[1:-1]]
+    assert all(c.kernel_size == (3, 3) and c.padding == c.dilation for c in convs)
+    return [c.dilation[0] for c in convs]
+
+
+@pytest.mark.parametrize("name, output_stride, stage3, stage4, rates", RATES)
+def test_default_backbones_rates_and_output_stride(name: str, output_stride: int, stage3: list[int],
+                                                   stage4: list[int], rates: tuple[int, ...]) -> None:
+    """Published defaults (V1 VGG16 OS 8, V2 ResNet-101 OS 8, V3/V3+ ResNet-101 OS 16, multi-grid 1 2 4 for V3 only),
+    DilatedFCN (from the dilated stage on: stride 1, every 3×3 dilated with padding = dilation) and the feature map at
+    the output stride."""
+    with torch.device("meta"):
+        model = M.build_model(name, 3, **({} if output_stride == M.DEFAULTS[name][1] else
+                                          {"output_stride": output_stride}))
+    backbone = "vgg16" if name == "deeplabv1" else "resnet101"
+    assert (model.version, model.backbone_name, model.output_stride) == (name, backbone, output_stride)
+    assert model.multi_grid == ((1, 2, 4) if name in ("deeplabv3", "deeplabv3plus") else (1,))
+    assert model.rates == rates and head_rates(model) == list(rates)
+    convs = [m for m in model.backbone.modules() if isinstance(m, nn.Conv2d)]
+    assert all(m.padding[0] == m.dilation[0] * (m.kernel_size[0] - 1) // 2 for m in convs)
+    if name == "deeplabv1":
+        f = model.backbone.features
+        assert dilations(f) == [1] * 7 + stage3 + stage4
+        pools = [(m.kernel_size, m.stride, m.padding) for m in f if isinstance(m, nn.MaxPool2d)]
+        assert pools == [(2, 2, 0)] * 3 + [(3, 1, 1) if output_stride == 8 else (2, 2, 0), (3, 1, 1)]
+    else:
+        assert dilations(model.backbone.layer3) == stage3 and dilations(model.backbone.layer4) == stage4
+        strides = lambda layer: [m.stride[0] for m in layer.modules() if isinstance(m, nn.Conv2d)]  # noqa: E731
+        assert set(strides(model.backbone.layer4)) == {1}
+        assert set(strides(model.backbone.layer3)) == ({1} if output_stride == 8 else {1, 2})
+    sizes = []
+    with torch.no_grad():
+        x = torch.empty(1, 3, 64, 64, device=next(model.backbone.parameters()).device)
+        for stage in model.stages:
+            for n in stage:
+                x = model.backbone.get_submodule(n)(x)
+            sizes.append(x.shape[-1])
+    assert sizes == [16, 8, 64 // min(16, output_stride), 64 // output_stride]
+
+
+def test_multi_grid_is_unit_rates_times_the_block4_rate() -> None:
+    """Multi-grid (r1, r2, r3) × the stage rate (2 at OS 16, 4 at OS 8), for V3 and V3+; a shorter stage takes the
+    first rates (ResNet-18: two blocks), a longer one repeats the last."""
+    with torch.device("meta"):
+        for name in ("deeplabv3", "deeplabv3plus"):
+            model = M.build_model(name, 3, multi_grid=(1, 2, 1))
+            assert model.multi_grid == (1, 2, 1) and dilations(model.backbone.layer4) == [2, 4, 2]
+            assert dilations(M.build_model(name, 3, output_stride=8, multi_grid=[3]).backbone.layer4) == [12] * 3
+            resnet18 = M.build_model(name, 3, backbone="resnet18").backbone.layer4
+            assert dilations(resnet18) == [2, 2, 4, 4]  # a basic block's two 3×3 convs: both at the unit's rate
+    units = [nn.Conv2d(1, 1, 3, stride=2, padding=1) for _ in range(4)]
+    M.dilate_(units, [1, 3])
+    assert [(u.dilation[0], u.padding[0], u.stride[0]) for u in units] == [(1, 1, 1), (3, 3, 1), (3, 3, 1), (3, 3, 1)]
+
+
+@pytest.mark.parametrize("name", M.BACKBONES)
+def test_backbone_stages_are_the_trunk_in_order_at_strides_4_8_16_32(name: str) -> None:
+    """make_backbone: the 4 stages cover the trunk in order; stage k ends at stride 4·2^k; the channels it reports are
+    those of stage 1 (decoder), 3 (aux) and 4 (head)."""
+    with torch.device("meta"):
+        net, stages, channels = M.make_backbone(name)
+    names = [n for stage in stages for n in stage]
+    top = [f"features.{i}" for i in range(len(net.features))] if name == "vgg16" else [n for n, _ in net.named_children()]
+    assert names == top
+    x = torch.empty(1, 3, 64, 64, device=next(net.parameters()).device)
+    shapes = []
+    for stage in stages:
+        for n in stage:
+            x = net.get_submodule(n)(x)
+        shapes.append(tuple(x.shape[1:]))
+    low, mid, out = channels
+    assert [s[1] for s in shapes] == [16, 8, 4, 2]
+    assert (shapes[0][0], shapes[2][0], shapes[3][0]) == (low, mid, out)
+    assert channels == {"vgg16": (256, 512, 512), "resnet18": (64, 256, 512)}.get(name, (256, 1024, 2048))
+
+
+def test_vgg16_backbone_is_torchvision_initialised_without_building_its_classifier() -> None:
+    """The 124M-parameter classifier is built on the meta device (it is deleted): nothing of it is allocated or drawn
+    from the random generator, so the seed gives the convolutions torchvision's VGG initialisation directly."""
+    torch.manual_seed(0)
+    net, _, _ = M.make_backbone("vgg16")
+    torch.manual_seed(0)
+    expected = nn.init.kaiming_normal_(torch.empty(64, 3, 3, 3), mode="fan_out", nonlinearity="relu")
+    assert torch.equal(net.features[0].weight, expected)
+    convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 13 and all(not m.bias.any() and m.weight.device.type == "cpu" for m in convs)
+    assert not hasattr(net, "classifier") and not hasattr(net, "avgpool")
+
+
+def test_outputs_are_the_head_scores_bilinearly_upsampled() -> None:
+    """V1-V3: the scores at the output stride bilinearly upsampled to the input (align_corners=False), aux too; V3+: the
+    decoder's input is the ASPP output upsampled to the stride-4 map, concatenated with the 48 reduced channels."""
+    x = torch.randn(2, 3, 37, 30)
+    up = lambda t, size: F.interpolate(t, size=size, mode="bilinear", align_corners=False)  # noqa: E731
+    for name in ("deeplabv2", "deeplabv3plus"):
+        model = light(name, aux=True)
+        seen = {}
+
+        def hook(key: str, take_input: bool = False):
+            return lambda m, i, o: seen.update({key: i[0] if take_input else o})
+
+        watched = [(model.head, "head", False), (model.aux, "aux", False), (model.aux, "aux_in", True),
+                   (model.backbone.layer1, "low", False), (model.backbone.layer3, "layer3", False)]
+        if model.decoder is not None:
+            watched += [(model.decoder, "decoded", False), (model.decoder.fuse, "fuse_in", True)]
+        handles = [m.register_forward_hook(hook(key, take_input)) for m, key, take_input in watched]
+        try:
+            with torch.no_grad():
+                out, aux = model.train()(x)
+                assert torch.equal(seen["aux_in"], seen["layer3"]) and torch.allclose(aux, up(seen["aux"], (37, 30)))
+                out = model.eval()(x)
+        finally:
+            for h in handles:
+                h.remove()
+        scores = seen["head"] if model.decoder is None else seen["decoded"]
+        assert torch.allclose(out, up(scores, (37, 30)), atol=1e-6)
+        if model.decoder is not None:  # stride 4: 37×30 → 19×15 (conv1) → 10×8 (max pool)
+            assert seen["fuse_in"].shape == (2, 256 + 48, 10, 8) and seen["decoded"].shape == (2, 3, 10, 8)
+            assert torch.allclose(seen["fuse_in"][:, :256], up(seen["head"], (10, 8)), atol=1e-6)
+            with torch.no_grad():
+                assert torch.allclose(seen["fuse_in"][:, 256:], model.decoder.reduce(seen["low"]), atol=1e-6)
+
+
+def test_aspp_concatenates_branches_and_image_pooling_is_the_global_mean() -> None:
+    """V3 ASPP: project(concat of the 5 branches); the pooling branch is conv-BN-ReLU of the image mean, the same at
+    every position (so any upsampling of it is a broadcast)."""
+    torch.manual_seed(0)
+    aspp = M.ASPP(16, (1, 2, 3)).eval()
+    with torch.no_grad():
+        x = torch.randn(2, 16, 5, 7)
+        outs = [b(x) for b in aspp.branches]
+        assert all(o.shape == (2, 256, 5, 7) for o in outs)
+        assert torch.allclose(aspp(x), aspp.project(torch.cat(outs, dim=1)), atol=1e-6)
+        pooled = x.mean((2, 3), keepdim=True)
+        for layer in list(aspp.branches[-1])[1:]:
+            pooled = layer(pooled)
+        assert torch.allclose(outs[-1], pooled.expand(-1, -1, 5, 7), atol=1e-6) and pooled.std() > 0
+        assert all((o >= 0).all() and (o > 0).any() for o in outs)  # each branch ends in a ReLU
+    with pytest.raises(ValueError, match=r"^DeepLab V3/V3\+ image pooling: BatchNorm over a 1×1 pooled map needs a "
+                                         r"batch of at least 2 in training \(got 1\)"):
+        aspp.branches[-1].train()(x[:1])

@@ -317,3 +317,34 @@ def test_a_checkpoint_of_another_architecture_is_refused_not_loaded(tmp_path):
     with pytest.raises(UserError, match="no parameter of the model matches.*buffers did"):
         load("08_transfer", "train").main([*FAST, "--model", "mobilenet_v2", "--method", "freeze",
                                            "--weights", str(tmp_path / "v1.pth"), "--output-dir", str(tmp_path / "o")])
+
+
+def test_tudui_is_03s_network_under_its_names(mod):
+    """08's `tudui` is 03_cifar_train's Tudui: same children in the same order, same shapes (10 classes by default),
+    03's state_dict loads strictly and gives the same outputs, layer by layer in the notes' forward order."""
+    ours, notes = mod.Tudui(), load("03_cifar_train").Tudui()
+    assert [(n, type(m)) for n, m in ours.named_children()] == [(n, type(m)) for n, m in notes.named_children()]
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in notes.state_dict().items()}
+    assert [(c.stride, c.padding) for c in (ours.conv1, ours.conv2, ours.conv3)] == [((1, 1), (2, 2))] * 3
+    assert all(p.kernel_size == 2 for p in (ours.maxpool1, ours.maxpool2, ours.maxpool3))
+    ours.load_state_dict(notes.state_dict(), strict=True)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(ours(x), notes(x))
+    built = mod.build_model("tudui", 3)
+    assert isinstance(built, mod.Tudui) and built.Linear2.out_features == 3
+    with pytest.raises(TypeError):  # no silently ignored option: tudui takes only the class count
+        mod.build_model("tudui", 3, width_mult=0.5)
+
+
+def test_build_model_passes_options_to_torchvision_and_names_unknown_models(mod):
+    with torch.device("meta"):
+        narrow = mod.build_model("mobilenet_v2", 5, width_mult=0.5)
+        resnet = mod.build_model("resnet18", 7)
+    assert narrow.features[0][0].out_channels == 16 and narrow.classifier[1].out_features == 5
+    assert type(resnet).__name__ == "ResNet" and resnet.fc.out_features == 7
+    expected = r"^unknown model 'alexnet'; choose from \('resnet18', 'mobilenet_v2', 'vgg16', 'tudui'\)$"
+    with pytest.raises(ValueError, match=expected):
+        mod.build_model("alexnet", 3)
+    with pytest.raises(ValueError, match=expected):
+        mod.feature_extractor(resnet, "alexnet")

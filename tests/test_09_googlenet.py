@@ -197,3 +197,79 @@ def test_torchvision_weights_name_needs_compat_variant(tmp_path: Path) -> None:
         load("09_googlenet", "train").main([*FAST, "--weights", "GoogLeNet_Weights.IMAGENET1K_V1",
                                             "--output-dir", str(tmp_path)])
     assert not any(tmp_path.iterdir())  # rejected before anything was written
+
+
+# ------------------------------------------------------------------------------------------ defaults, init, train mode
+def test_defaults_dropouts_and_branch_kernels() -> None:
+    """GoogLeNet(): 1000 classes, aux heads, the paper's 5×5 third branch and 40% dropout, aux dropout 0.7, no input
+    transform; torchvision_compat: 3×3 and dropout 0.2; both dropouts can be set; the loss weighs aux heads 0.3."""
+    with torch.device("meta"):
+        paper, compat = G.GoogLeNet(), G.GoogLeNet(torchvision_compat=True)
+        custom = G.build_model("googlenet", 5, torchvision_compat=True, dropout=0.5, dropout_aux=0.6)
+        aux = G.InceptionAux(528, 10)
+    assert paper.fc.out_features == paper.aux1.fc2.out_features == paper.aux2.fc2.out_features == 1000
+    assert paper.aux_logits and not paper.transform_input and not compat.transform_input
+    blocks = [m for m in paper.modules() if isinstance(m, G.Inception)]
+    assert len(blocks) == 9 and {m.branch3[1].conv.kernel_size for m in blocks} == {(5, 5)}
+    assert {m.branch3[1].conv.kernel_size for m in compat.modules() if isinstance(m, G.Inception)} == {(3, 3)}
+    assert (paper.dropout.p, paper.aux1.dropout.p, paper.aux2.dropout.p) == (0.4, 0.7, 0.7)
+    assert (compat.dropout.p, compat.aux1.dropout.p, compat.aux2.dropout.p) == (0.2, 0.7, 0.7)
+    assert (custom.dropout.p, custom.aux1.dropout.p, custom.aux2.dropout.p, custom.fc.out_features) == (0.5, 0.6, 0.6, 5)
+    assert aux.dropout.p == 0.7 and (aux.conv.conv.in_channels, aux.conv.conv.out_channels) == (528, 128)
+    assert (aux.fc1.in_features, aux.fc1.out_features, aux.fc2.in_features) == (128 * 4 * 4, 1024, 1024)
+    assert G.GoogLeNetLoss().aux_weight == 0.3
+    with pytest.raises(ValueError, match=r"^unknown model 'inception_v3'; choose from \('googlenet',\)$"):
+        G.build_model("inception_v3", 10)
+
+
+def test_compat_initialisation_equals_torchvision() -> None:
+    """With the same seed, a fresh torchvision_compat model holds exactly torchvision's initial weights: truncated
+    normal (std 0.01) convs and linears, BN weight 1 and bias 0, aux heads included."""
+    torch.manual_seed(0)
+    ours = G.GoogLeNet(10, torchvision_compat=True).state_dict()
+    torch.manual_seed(0)
+    reference = _torchvision_googlenet(num_classes=10).state_dict()
+    assert ours.keys() == reference.keys() and all(torch.equal(v, reference[k]) for k, v in ours.items())
+
+
+def test_compat_train_mode_outputs_and_aux_heads_match_torchvision() -> None:
+    """Train mode (dropout off, BN on batch statistics): logits and both aux heads equal torchvision's at 112×112, where
+    4a's 7×7 map is pooled to 4×4 and maxpool4 rounds 7 up to 4 (ceil mode). torchvision returns (logits, aux2, aux1)."""
+    torch.manual_seed(0)
+    reference = _torchvision_googlenet(num_classes=5)
+    ours = G.build_model("googlenet", 5, torchvision_compat=True)
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    for model in (ours, reference):
+        model.train()
+        for m in model.modules():
+            if isinstance(m, nn.Dropout):
+                m.eval()
+    x = torch.randn(2, 3, 112, 112)
+    with torch.no_grad():
+        logits, aux1, aux2 = ours(x)
+        expected = reference(x)
+    torch.testing.assert_close(logits, expected.logits, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(aux1, expected.aux_logits1, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(aux2, expected.aux_logits2, rtol=1e-5, atol=1e-6)
+
+
+def test_transform_input_maps_imagenet_normalisation_to_caffe_scaling() -> None:
+    """An image normalised with ImageNet's mean/std comes out as (image - 0.5) / 0.5, channel by channel: per channel
+    c, x·(std_c / 0.5) + (mean_c - 0.5) / 0.5."""
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    image = torch.rand(2, 3, 5, 4)
+    normalised = (image - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+    with torch.device("meta"):
+        model = G.GoogLeNet(aux_logits=False, transform_input=True)
+    out = model._transform_input(normalised)
+    torch.testing.assert_close(out, (image - 0.5) / 0.5)
+    for c in range(3):
+        torch.testing.assert_close(out[:, c], normalised[:, c] * (std[c] / 0.5) + (mean[c] - 0.5) / 0.5)
+
+
+def test_load_without_aux_error_names_the_model() -> None:
+    model = G.build_model("googlenet", 4, aux_logits=False)
+    broken = {k: v for k, v in model.state_dict().items() if k != "fc.bias"}
+    with pytest.raises(RuntimeError, match=r"^Error\(s\) in loading state_dict for GoogLeNet: missing keys \['fc.bias'\], "
+                                           r"unexpected keys \[\]$"):
+        G.load_without_aux(model, broken)
