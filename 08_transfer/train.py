@@ -229,7 +229,10 @@ def cached_features(model: nn.Module, train_set, val_set, args: argparse.Namespa
     start = time.perf_counter()
     reused = path.is_file()
     if reused:
-        cache = load_file(path)
+        try:
+            cache = load_file(path)
+        except UserError as exc:
+            raise UserError(f"feature cache {exc}; delete it and the next run rebuilds it") from None
     else:
         extractor = feature_extractor(model, args.model)
         cache = {}

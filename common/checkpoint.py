@@ -9,7 +9,6 @@ import os
 import pickle
 import re
 import tempfile
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,25 +64,40 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
         os.close(dir_fd)
 
 
-def load_file(path: str | Path, *, unsafe_pickle: bool = False) -> Any:
-    """`torch.load` a file a user handed us; every failure is a one-line `UserError` naming the file.
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since 1.6
+PICKLE_MAGIC = b"\x80"      # a pickle (protocol >= 2): torch.save(_use_new_zipfile_serialization=False), pickle.dump
 
-    `unsafe_pickle=True` allows full unpickling (the notes' method 1, `torch.save(model)`): only for files you made yourself.
+
+def load_file(path: str | Path, *, unsafe_pickle: bool = False) -> Any:
+    """`torch.load` a file a user handed us; every failure is a one-line `UserError` naming the file and what is wrong.
+
+    The first bytes say what kind of file it is, so a text file, an image or a truncated download is named as such
+    rather than by torch's unpickler internals (`KeyError: 101`). `unsafe_pickle=True` allows full unpickling (the notes'
+    method 1, `torch.save(model)`), which runs code from the file: only for files you made yourself.
     """
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
+    with path.open("rb") as f:
+        head = f.read(4)
+    if not head:
+        raise UserError(f"{path} is empty (0 bytes), not a PyTorch file")
+    if not head.startswith((ZIP_MAGIC, PICKLE_MAGIC)):
+        raise UserError(f"{path} is not a PyTorch file (neither a zip archive nor a pickle; it starts with {head!r})")
     try:
         return torch.load(path, map_location="cpu", weights_only=not unsafe_pickle)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if found:
             raise UserError(f"{path} contains pickled Python objects ({found.group(1)}), refused by torch.load(weights_only=True); "
                             "load only files you trust, with --unsafe-pickle where a script offers it") from None
         raise UserError(f"{path} is not a readable PyTorch file ({type(exc).__name__})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, AttributeError, ImportError) as exc:
+    except Exception as exc:  # noqa: BLE001 - the file passed our checks, so whatever the unpickler raises is the file's
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path} is not a readable PyTorch file ({first_line[:120]})") from None
+        damaged = " is damaged or truncated" if head.startswith(ZIP_MAGIC) else " is not a readable PyTorch file"
+        raise UserError(f"{path}{damaged} ({first_line[:120]})") from None
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

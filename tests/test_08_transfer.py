@@ -1,6 +1,7 @@
 """08_transfer: the backbone/head split, every method's step, frozen parameters, the feature cache, 冻结训练 phases with
 resume across the switch, the weights sources and their report, ImageFolder data, predict.py and bad input."""
 import json
+import pathlib
 import re
 import shutil
 import subprocess
@@ -151,6 +152,12 @@ def test_feature_cache_is_reused_and_invalidated(mod, train, source, tmp_path, m
     assert not other_weights["reused"] and not other_data["reused"]
     assert len({first["path"], other_weights["path"], other_data["path"]}) == 3
     assert len(list(cache.glob("*.pt"))) == 3
+
+    pathlib.Path(first["path"]).write_text("not a tensor file")  # a damaged cache says how to recover
+    with pytest.raises(UserError) as err:
+        run("e")
+    assert str(err.value) == (f"feature cache {first['path']} is not a PyTorch file (neither a zip archive nor a pickle; "
+                              "it starts with b'not '); delete it and the next run rebuilds it")
 
 
 class Interrupted(Exception):

@@ -1,6 +1,7 @@
 """common/: device errors, atomic saves, weights_only refusal, shape-matched loading, metrics, the loop's NaN guard."""
 import json
 import math
+import os
 import pickle
 import re
 
@@ -340,22 +341,46 @@ def test_confusion_matrix_upsamples_logits_bilinearly_without_corner_alignment()
     assert torch.equal(cm.matrix(), expected.matrix()) and not torch.equal(cm.matrix(), corners.matrix())
 
 
-@pytest.mark.parametrize("content, reason", [
-    (b"", "(EOFError)"),                                      # no message: the exception's type
-    (b"not a zip", "(UnpicklingError)"),
-    (pickle.dumps({"a": 1}, protocol=2), "(Invalid magic number; corrupt file?)"),  # the message's first line
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty (0 bytes), not a PyTorch file"),
+    (b"hello world\n", "is not a PyTorch file (neither a zip archive nor a pickle; it starts with b'hell')"),  # KeyError: 101 in torch
+    (b"\x89PNG\r\n", "is not a PyTorch file (neither a zip archive nor a pickle; it starts with b'\\x89PNG')"),
+    (pickle.dumps({"a": 1}, protocol=2), "is not a readable PyTorch file (Invalid magic number; corrupt file?)"),
+    (b"\x80\x02}q", "is not a readable PyTorch file (index out of range)"),
 ])
-def test_unreadable_files_say_why(tmp_path, content, reason):
+def test_unreadable_files_say_why(tmp_path, content, message):
     path = tmp_path / "x.pth"
     path.write_bytes(content)
     with pytest.raises(UserError) as info:
         checkpoint.load_file(path)
-    assert str(info.value) == f"{path} is not a readable PyTorch file {reason}"
+    assert str(info.value) == f"{path} {message}"
+
+
+def test_a_truncated_checkpoint_is_named_damaged_and_a_folder_is_not_missing(tmp_path):
+    checkpoint.save_checkpoint({"model": {"w": torch.randn(64, 64)}}, tmp_path / "full.pth")
+    data = (tmp_path / "full.pth").read_bytes()
+    (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match=r"^\S+cut.pth is damaged or truncated \(.+\)$"):
+        checkpoint.load_file(tmp_path / "cut.pth")
+    with pytest.raises(UserError) as info:
+        checkpoint.load_file(tmp_path)
+    assert str(info.value) == f"{tmp_path} is a folder, not a checkpoint file"
+
+
+def test_a_hostile_pickle_names_the_global_it_would_call(tmp_path):
+    """torch 2.6+ words it "Trying to load unsupported GLOBAL posix.system whose module posix is blocked"."""
+    class Hostile:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"model": Hostile()}, tmp_path / "h.pth")
+    with pytest.raises(UserError, match=rf"^{tmp_path / 'h.pth'} contains pickled Python objects \((posix|os|nt)\.system\)"):
+        checkpoint.load_file(tmp_path / "h.pth")
 
 
 def test_a_long_loader_message_is_cut_to_its_first_line_and_120_characters(tmp_path, monkeypatch):
     path = tmp_path / "x.pth"
-    path.write_bytes(b"x")
+    path.write_bytes(b"\x80\x02")
 
     def fail(*args, **kwargs):
         raise RuntimeError("  " + "y" * 130 + "\nsecond line")
