@@ -46,8 +46,6 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="folder: label = folder name (MyData); files: <class>_label/<stem>.txt (标注标签), "
                              "notes layout only (default: %(default)s)")
     parser.add_argument("--image-size", type=int, default=64, help="images are resized to S×S (default: %(default)s)")
-    parser.add_argument("--skip-bad", action="store_true",
-                        help="skip unreadable or non-image files with a warning instead of stopping with an error")
     loader = parser.add_argument_group("DataLoader (the notes' testloader line; -b is batch_size, -j num_workers)")
     loader.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=True,
                         help="shuffle: draw the training images in a new random order every epoch (default: on)")

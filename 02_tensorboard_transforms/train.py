@@ -25,7 +25,7 @@ from torchvision import transforms
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import cli, data, engine, metrics, runtime, schedule  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
-from common.images import open_image  # noqa: E402
+from common.classification import load_imagefolder  # noqa: E402
 from common.synthetic import SyntheticShapes  # noqa: E402
 from common.weights import load_matching  # noqa: E402
 from model import MODELS, build_model  # noqa: E402
@@ -66,20 +66,13 @@ def load_data(args: argparse.Namespace) -> tuple[object, object, list[str]]:
         size = resize_size(args.image_size)  # drawn at R, so Resize is a no-op and the crops do the work
         train = SyntheticShapes(n, image_size=size, seed=args.seed, split="train")
         return train, SyntheticShapes(max(n // 4, 1), image_size=size, seed=args.seed, split="test"), train.classes
-    splits = []
     for split in ("train", "val"):
-        folder = args.data_path / split
-        if not folder.is_dir():
-            raise UserError(f"{folder} not found: --data imagefolder reads <data-path>/train/<class>/*.jpg and "
-                            "<data-path>/val/<class>/*.jpg (e.g. --data-path data/hymenoptera_data from "
+        if not (args.data_path / split).is_dir():
+            raise UserError(f"{args.data_path / split} not found: --data imagefolder reads <data-path>/train/<class>/*.jpg "
+                            "and <data-path>/val/<class>/*.jpg (e.g. --data-path data/hymenoptera_data from "
                             "01_dataset/train.py --data imagefolder --download)")
-        try:
-            splits.append(torchvision.datasets.ImageFolder(folder, loader=open_image))
-        except FileNotFoundError as exc:
-            raise UserError(f"{folder}: {exc}") from None
-    if splits[1].classes != splits[0].classes:
-        raise UserError(f"val classes {splits[1].classes} differ from train classes {splits[0].classes}")
-    return splits[0], splits[1], splits[0].classes
+    train, val = load_imagefolder(args.data_path, skip_bad=args.skip_bad)
+    return train, val, train.classes
 
 
 def unnormalize(x: torch.Tensor) -> torch.Tensor:

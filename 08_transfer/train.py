@@ -125,11 +125,11 @@ def imagefolder_sets(args: argparse.Namespace) -> tuple[torchvision.datasets.Ima
     """`train/` and `val/` class folders under --data-path, else the notes' hymenoptera ants/bees set there
     (`hymenoptera_data/`, fetched by --download)."""
     if (args.data_path / "train").is_dir():
-        return load_imagefolder(args.data_path)
+        return load_imagefolder(args.data_path, skip_bad=args.skip_bad)
     if not args.download and not (args.data_path / "hymenoptera_data" / "train").is_dir():
         raise UserError(f"no train/ and val/ class folders under {args.data_path}; point --data-path at an "
                         "ImageFolder set, add --download for the hymenoptera ants/bees set, or use --data synthetic")
-    return load_imagefolder(fetch_hymenoptera(args.data_path, args.download))
+    return load_imagefolder(fetch_hymenoptera(args.data_path, args.download), skip_bad=args.skip_bad)
 
 
 def load_data(args: argparse.Namespace, image_size: int) -> tuple[object, object, list[str]]:

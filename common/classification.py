@@ -14,7 +14,7 @@ from torchvision import transforms as T
 from . import data
 from .errors import UserError
 from .files import removed_on_failure
-from .images import open_image
+from .images import check_images, open_image
 from .runtime import Runtime
 from .synthetic import SyntheticShapes
 from .tensor_loader import TensorLoader
@@ -80,10 +80,14 @@ def fetch_hymenoptera(data_path: Path, download: bool) -> Path:
     return root
 
 
-def load_imagefolder(root: Path, train_transform: Any = None, val_transform: Any = None
+def load_imagefolder(root: Path, train_transform: Any = None, val_transform: Any = None, *, skip_bad: bool = False
                      ) -> tuple[torchvision.datasets.ImageFolder, torchvision.datasets.ImageFolder]:
-    """`root/train/<class>/*` and `root/val/<class>/*` as ImageFolders with the same classes, read by `open_image`
-    (upright, transparency on white, 16-bit scaled) rather than torchvision's plain `convert("RGB")`."""
+    """`root/train/<class>/*` and `root/val/<class>/*` as ImageFolders with the same classes (at least two), read by
+    `open_image` (upright, transparency on white, 16-bit scaled) rather than torchvision's plain `convert("RGB")`.
+
+    Every image is decoded once here, so a truncated JPEG or a text file named .jpg is one line naming the file before
+    training starts, not a traceback from a DataLoader worker mid-epoch; `skip_bad` drops such files with a warning.
+    """
     for split in ("train", "val"):
         if not (root / split).is_dir():
             raise UserError(f"--data imagefolder needs {root / split}/<class>/<images>")
@@ -94,6 +98,15 @@ def load_imagefolder(root: Path, train_transform: Any = None, val_transform: Any
         raise UserError(f"{root}: {str(exc).splitlines()[0]}") from None
     if train.classes != val.classes:
         raise UserError(f"{root}: train/ and val/ have different class folders ({train.classes} vs {val.classes})")
+    if len(train.classes) < 2:
+        raise UserError(f"{root / 'train'}: classification needs at least 2 class folders, found {train.classes} "
+                        "(one class trains to loss 0 and accuracy 1 and learns nothing)")
+    for split, dataset in (("train", train), ("val", val)):
+        good = set(check_images([Path(p) for p, _ in dataset.samples], skip_bad=skip_bad))
+        dataset.samples = [(p, c) for p, c in dataset.samples if Path(p) in good]
+        dataset.imgs, dataset.targets = dataset.samples, [c for _, c in dataset.samples]
+        if not dataset.samples:
+            raise UserError(f"{root / split}: no readable images left")
     return train, val
 
 
@@ -131,7 +144,7 @@ def classification_loaders(args: argparse.Namespace, rt: Runtime, size: int, *, 
         preprocess = imagenet_preprocess(size, mean, std)
         train_tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), *normalize])
         val_tf = T.Compose([T.Resize(preprocess["resize"]), T.CenterCrop(size), *normalize])
-        train, val = load_imagefolder(args.data_path, train_tf, val_tf)
+        train, val = load_imagefolder(args.data_path, train_tf, val_tf, skip_bad=args.skip_bad)
     else:
         raise ValueError(f"unknown --data {args.data!r}")
     return *data.make_loaders(train, val, args, rt), train.classes, preprocess

@@ -21,6 +21,9 @@ def add_common_args(parser: argparse.ArgumentParser, *, folder: str, data_choice
                    help="data set; 'synthetic' is built in and needs no download (default: %(default)s)")
     g.add_argument("--data-path", type=Path, default=Path("data"), help="where real data sets live (default: ./data)")
     g.add_argument("--download", action="store_true", help="download the real data set into --data-path if missing")
+    g.add_argument("--skip-bad", action="store_true",
+                   help="skip unreadable image files (truncated, not an image) with a warning instead of stopping with "
+                        "an error naming the first one; every image is checked before training starts")
     g.add_argument("--synthetic-size", type=int, default=None, metavar="N",
                    help="number of synthetic training images (validation gets a quarter)")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (auto = cuda when available)")

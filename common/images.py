@@ -9,8 +9,10 @@ orientation), 8-bit RGB, transparency on white. `open_mask` is its opposite for 
 """
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -73,10 +75,14 @@ def image_problem(path: Path) -> str | None:
 
 def check_images(paths: Iterable[Path], *, skip_bad: bool = False,
                  warn: Callable[[str], None] | None = _warn) -> list[Path]:
-    """The readable images among `paths`. A bad file is a `UserError` naming it, or with `skip_bad` a warning and a skip."""
+    """The readable images among `paths`, in order. A bad file is a `UserError` naming it (the first bad one in
+    order), or with `skip_bad` a warning and a skip. Files are decoded by a few threads at once (PIL releases the GIL
+    while decoding), so checking a folder of thousands of photos takes seconds, not minutes."""
+    paths = list(paths)
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        problems = list(pool.map(image_problem, paths))
     good = []
-    for path in paths:
-        problem = image_problem(path)
+    for path, problem in zip(paths, problems):
         if problem is None:
             good.append(path)
         elif skip_bad:

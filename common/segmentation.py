@@ -8,6 +8,7 @@ skip those pixels.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from torch.utils.data import Dataset
 
 from .errors import UserError
 from .files import removed_on_failure
-from .images import open_image, open_mask, oriented_size
+from .images import ImageReadError, check_images, open_image, open_mask, oriented_size
 from .synthetic import SyntheticSegmentation
 
 IGNORE_INDEX = 255
@@ -109,12 +110,14 @@ def collate_pad(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.T
 class VOCSegmentationFiles(Dataset):
     """VOC2012 in torchvision's `VOCSegmentation` layout (`<root>/VOCdevkit/VOC2012/...`), checked file by file.
 
-    Every mask is read once at construction: an image/mask size mismatch or a label >= num_classes other than 255 is a
-    `UserError` naming the file, before training starts (not an opaque CUDA assert many steps later).
+    Every image is decoded and every mask read once at construction: a truncated JPEG, an image/mask size mismatch or a
+    label >= num_classes other than 255 is a `UserError` naming the file, before training starts (not a PIL traceback
+    mid-epoch or an opaque CUDA assert many steps later). `skip_bad` drops pairs whose image or mask cannot be read,
+    with a warning. Blank lines in the split file are ignored; a split that lists no image is an error.
     """
 
     def __init__(self, root: Path, split: str, transforms, num_classes: int = len(VOC_CLASSES),
-                 download: bool = False) -> None:
+                 download: bool = False, skip_bad: bool = False) -> None:
         from torchvision.datasets import VOCSegmentation
 
         root = Path(root)
@@ -128,23 +131,39 @@ class VOCSegmentationFiles(Dataset):
         except (OSError, RuntimeError) as exc:
             raise UserError(f"cannot read VOC2012 {split} split under {voc_root} ({str(exc).splitlines()[0][:120]})") \
                 from None
-        self.images, self.masks = [Path(p) for p in voc.images], [Path(p) for p in voc.masks]
+        pairs = [(Path(i), Path(m)) for i, m in zip(voc.images, voc.masks) if Path(i).name != ".jpg"]  # blank lines
+        if not pairs:
+            raise UserError(f"{voc_root / 'ImageSets' / 'Segmentation' / f'{split}.txt'} lists no images")
         self.num_classes, self.transforms = num_classes, transforms
-        for image_path, mask_path in zip(self.images, self.masks):
-            self.check(image_path, mask_path)
+        for image_path, mask_path in pairs:
+            for path in (image_path, mask_path):
+                if not path.is_file():
+                    raise UserError(f"{path}: listed in the split file but missing")
+        readable = set(check_images([i for i, _ in pairs], skip_bad=skip_bad))
+        self.images, self.masks = [], []
+        for image_path, mask_path in pairs:
+            if image_path in readable and self.check(image_path, mask_path, skip_bad):
+                self.images.append(image_path)
+                self.masks.append(mask_path)
+        if not self.images:
+            raise UserError(f"VOC2012 {split} split under {voc_root}: no readable image/mask pair left")
 
-    def check(self, image_path: Path, mask_path: Path) -> None:
-        """The pair as `__getitem__` will read it: the image's upright (EXIF-oriented) size, from its header alone, must
-        equal the mask's stored size, and every label must be a class or 255."""
-        for path in (image_path, mask_path):
-            if not path.is_file():
-                raise UserError(f"{path}: listed in the split file but missing")
+    def check(self, image_path: Path, mask_path: Path, skip_bad: bool = False) -> bool:
+        """The pair as `__getitem__` will read it: the image's upright (EXIF-oriented) size must equal the mask's stored
+        size, and every label must be a class or 255. False (after a warning) for an unreadable mask under `skip_bad`."""
         width, height = oriented_size(image_path)
-        mask = open_mask(mask_path)
+        try:
+            mask = open_mask(mask_path)
+        except ImageReadError as exc:
+            if not skip_bad:
+                raise UserError(f"{exc}; remove the pair from the split file or pass --skip-bad") from None
+            print(f"warning: skipping {image_path}: its mask is not readable ({exc.reason})", file=sys.stderr)
+            return False
         if (width, height) != mask.size:
             raise UserError(f"image {image_path} is {width}x{height} but its mask {mask_path} is "
                             f"{mask.size[0]}x{mask.size[1]}")
         check_labels(mask_to_array(mask, str(mask_path)), self.num_classes, str(mask_path))
+        return True
 
     def __len__(self) -> int:
         return len(self.images)
@@ -165,7 +184,7 @@ def build_datasets(args: argparse.Namespace, crop_size: int, image_size: int = 6
                                     transforms=val_tf)
         return train, val, list(train.classes)
     if args.data == "voc":
-        train = VOCSegmentationFiles(args.data_path, "train", train_tf, download=args.download)
-        val = VOCSegmentationFiles(args.data_path, "val", val_tf, download=False)
+        train = VOCSegmentationFiles(args.data_path, "train", train_tf, download=args.download, skip_bad=args.skip_bad)
+        val = VOCSegmentationFiles(args.data_path, "val", val_tf, download=False, skip_bad=args.skip_bad)
         return train, val, list(VOC_CLASSES)
     raise UserError(f"--data {args.data!r}: this pipeline reads 'voc' or 'synthetic'")

@@ -19,7 +19,8 @@ def parser(**overrides) -> argparse.ArgumentParser:
 
 def test_defaults_are_the_folders_and_the_notes():
     args = parser().parse_args([])
-    expected = {"data": "voc", "data_path": Path("data"), "download": False, "synthetic_size": None, "device": "auto",
+    expected = {"data": "voc", "data_path": Path("data"), "download": False, "skip_bad": False, "synthetic_size": None,
+                "device": "auto",
                 "epochs": 30, "batch_size": 8, "eval_batch_size": None, "lr": 0.01, "workers": None, "seed": 0,
                 "output_dir": Path("runs/07_x"), "resume": None, "overwrite": False, "weights": None,
                 "limit_batches": None, "amp": None, "channels_last": None, "cudnn_benchmark": True, "compile": False,

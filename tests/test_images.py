@@ -131,14 +131,15 @@ def test_voc_pairs_compare_the_upright_image_with_the_stored_mask(tmp_path: Path
 
 def test_every_training_reader_opens_images_upright(tmp_path: Path) -> None:
     for split in ("train", "val"):
-        (tmp_path / split / "ants").mkdir(parents=True)
-        sideways_jpeg(tmp_path / split / "ants" / "phone.jpg")
+        for cls in ("ants", "bees"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            sideways_jpeg(tmp_path / split / cls / "phone.jpg")
     upright = (30, 45)
     train, _ = classification.load_imagefolder(tmp_path)  # 05, 08, 09 --data imagefolder
     assert train[0][0].size == upright
     assert load("01_dataset", "dataset").MyData(tmp_path / "train", "ants")[0][0].size == upright
     tb_train = load("02_tensorboard_transforms", "train")
-    train, _, _ = tb_train.load_data(argparse.Namespace(data="imagefolder", data_path=tmp_path))
+    train, _, _ = tb_train.load_data(argparse.Namespace(data="imagefolder", data_path=tmp_path, skip_bad=False))
     assert train[0][0].size == upright
 
 
