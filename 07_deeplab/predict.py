@@ -24,6 +24,7 @@ from common.checkpoint import load_checkpoint  # noqa: E402
 from common.cli import resolve_device  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.images import ImageReadError, oriented_size  # noqa: E402
+from common.segmentation import MAX_MEGAPIXELS, working_size  # noqa: E402
 from crf import CRFParams, crf_refine, memory_bytes, working_bytes  # noqa: E402
 from model import build_model  # noqa: E402
 
@@ -69,7 +70,8 @@ def input_bytes(height: int, width: int, num_classes: int) -> int:
     return 4 * height * width * (2 * num_classes + 3)
 
 
-def check_crf_memory(images: list[Path], num_classes: int, params: CRFParams, device: torch.device) -> None:
+def check_crf_memory(images: list[Path], num_classes: int, params: CRFParams, device: torch.device,
+                     max_megapixels: float = MAX_MEGAPIXELS) -> None:
     """Refuse, before the model is even loaded, an image whose CRF cannot fit in the memory available now, instead
     of the allocator's traceback halfway through. Sizes come from the file headers (no decoding); an unreadable file
     is left to `seg_predict.run`, which reports it and goes on with the others. The model's own forward pass is not
@@ -79,17 +81,17 @@ def check_crf_memory(images: list[Path], num_classes: int, params: CRFParams, de
         return
     for path in images:
         try:
-            width, height = oriented_size(path)
+            width, height = working_size(*oriented_size(path), max_megapixels)  # the size the CRF runs at
         except ImageReadError:
             continue
         shape = (1, num_classes, height, width)
         need = input_bytes(height, width, num_classes) + memory_bytes(shape, params)
         if need > available:
             tile = working_bytes(shape, params)
-            raise UserError(f"{path}: --crf on this {width}×{height} image needs about {need / GIB:.1f} GiB "
+            raise UserError(f"{path}: --crf at {width}×{height} needs about {need / GIB:.1f} GiB "
                             f"({(need - tile) / GIB:.1f} GiB of full-size scores for {num_classes} classes, "
                             f"{tile / GIB:.1f} GiB for one --crf-tile {params.tile} tile and its halo), more than the "
-                            f"{available / GIB:.1f} GiB available on {device}; downscale the image, lower --crf-tile "
+                            f"{available / GIB:.1f} GiB available on {device}; lower --max-megapixels or --crf-tile, "
                             f"or leave out --crf")
 
 
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         # The class count sizes the scores; reading it means loading the checkpoint once more before run() does
         # (a missing or bad file is the same one-line error either way).
         num_classes = len(load_checkpoint(args.checkpoint).get("class_names", ()))
-        check_crf_memory(args.images, num_classes, params, resolve_device(args.device))
+        check_crf_memory(args.images, num_classes, params, resolve_device(args.device), args.max_megapixels)
         postprocess = partial(crf_refine, params=params)
     return seg_predict.run(args, build_model, postprocess)
 

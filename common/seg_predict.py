@@ -3,7 +3,9 @@
     python NN_topic/predict.py CHECKPOINT IMAGE [IMAGE ...] [--output-dir DIR] [--alpha A] [--device D]
 
 For each image (any size) it writes `<stem>_mask.png`, a palette-mode PNG of class indices in the VOC colours at the
-image's own size, and `<stem>_overlay.png`, the image with the classes tinted in. The model is rebuilt from the checkpoint
+image's own size, and `<stem>_overlay.png`, the image with the classes tinted in. An image above `--max-megapixels`
+(a 12 MP phone photo, an 8000×8000 scan) is segmented at a working size of that many pixels and its mask scaled back
+(nearest) to the image's size, with a note on the line: memory stays bounded, and no image silently OOMs the process. The model is rebuilt from the checkpoint
 alone; a broken image is reported by name, the rest still run, and the exit code is 1 if any failed.
 
 A folder extends the CLI by adding flags to `get_args_parser()` and passing a `postprocess` to `run` (07_deeplab's CRF).
@@ -26,7 +28,7 @@ from .errors import UserError
 from .images import READ_NOTE, ImageReadError, open_image
 from .palette import to_palette_image, voc_palette
 from .predict import load_for_prediction
-from .segmentation import IGNORE_INDEX, MEAN, STD, normalize
+from .segmentation import IGNORE_INDEX, MAX_MEGAPIXELS, MEAN, STD, normalize, working_size
 
 # (probabilities N×C×H×W, RGB image N×3×H×W as float in [0, 255]) -> refined probabilities N×C×H×W
 PostProcess = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -42,6 +44,9 @@ def get_args_parser(description: str | None = None) -> argparse.ArgumentParser:
                         help="where masks and overlays go (default: <checkpoint folder>/predictions)")
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the class colours (default: 0.5)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default: %(default)s)")
+    parser.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS,
+                        help="larger images are segmented at this many megapixels (aspect kept) and the mask scaled "
+                             "back to full size (default: %(default)s)")
     return parser
 
 
@@ -77,6 +82,8 @@ def run(args: argparse.Namespace, build_model: Callable[..., nn.Module], postpro
     """Segment `args.images` with `args.checkpoint`; returns the exit code (0, or 1 if any image failed)."""
     if not 0 <= args.alpha <= 1:
         raise UserError(f"--alpha must be in [0, 1], got {args.alpha}")
+    if not args.max_megapixels > 0:
+        raise UserError(f"--max-megapixels must be positive, got {args.max_megapixels}")
     stems = [p.stem for p in args.images]
     duplicates = sorted({s for s in stems if stems.count(s) > 1})
     if duplicates:
@@ -95,11 +102,18 @@ def run(args: argparse.Namespace, build_model: Callable[..., nn.Module], postpro
             print(f"{path}: error: cannot read image ({exc.reason})", file=sys.stderr)
             failed += 1
             continue
-        mask = predict_mask(model, image, device, mean, std, postprocess)
+        size = working_size(*image.size, args.max_megapixels)
+        note = ""
+        if size != image.size:
+            note = f"; segmented at {size[0]}x{size[1]} (--max-megapixels {args.max_megapixels:g}), mask scaled back"
+            mask = predict_mask(model, image.resize(size, Image.BILINEAR), device, mean, std, postprocess)
+            mask = np.asarray(Image.fromarray(mask).resize(image.size, Image.NEAREST))
+        else:
+            mask = predict_mask(model, image, device, mean, std, postprocess)
         to_palette_image(mask).save(out_dir / f"{path.stem}_mask.png")
         overlay(image, mask, args.alpha).save(out_dir / f"{path.stem}_overlay.png")
         found = ", ".join(classes[c] for c in np.unique(mask) if c < len(classes))
-        print(f"{path}: {out_dir / f'{path.stem}_mask.png'} ({found})")
+        print(f"{path}: {out_dir / f'{path.stem}_mask.png'} ({found}{note})")
     return 1 if failed else 0
 
 

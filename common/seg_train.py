@@ -23,6 +23,9 @@ def add_segmentation_args(parser: argparse.ArgumentParser, voc_crop_size: int) -
                         help=f"training crop (default: {voc_crop_size} for VOC, {SYNTHETIC_CROP_SIZE} for synthetic; "
                              "evaluation is at full size)")
     parser.add_argument("--weight-decay", type=float, default=1e-4, help="SGD weight decay (default: %(default)s)")
+    parser.add_argument("--max-megapixels", type=float, default=segmentation.MAX_MEGAPIXELS,
+                        help="refuse, before training, a data image larger than this: evaluation runs at full size "
+                             "(default: %(default)s)")
 
 
 def crop_size(args: argparse.Namespace, voc_crop_size: int) -> int:
@@ -31,6 +34,8 @@ def crop_size(args: argparse.Namespace, voc_crop_size: int) -> int:
                                                               SYNTHETIC_CROP_SIZE)
     if size < 1:
         raise UserError(f"--crop-size must be at least 1, got {size}")
+    if not args.max_megapixels > 0:
+        raise UserError(f"--max-megapixels must be positive, got {args.max_megapixels}")
     return size
 
 

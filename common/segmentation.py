@@ -28,6 +28,18 @@ VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
                "tvmonitor")
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet statistics: the backbones' pretraining
+MAX_MEGAPIXELS = 4.0  # largest image trained, evaluated or segmented at full size (VOC's are 0.19 MP): README, Large images
+
+
+def working_size(width: int, height: int, max_megapixels: float) -> tuple[int, int]:
+    """(width, height) scaled down, aspect kept, to at most `max_megapixels`; unchanged when it is already within."""
+    limit = max_megapixels * 1e6
+    if width * height <= limit:
+        return width, height
+    scale = (limit / (width * height)) ** 0.5
+    w = max(1, int(width * scale))
+    h = max(1, min(int(height * scale), int(limit) // w))  # a side clamped at 1 px must not push the area over
+    return max(1, min(w, int(limit) // h)), h
 
 
 def mask_to_array(mask: Image.Image, name: str = "mask") -> np.ndarray:
@@ -117,7 +129,7 @@ class VOCSegmentationFiles(Dataset):
     """
 
     def __init__(self, root: Path, split: str, transforms, num_classes: int = len(VOC_CLASSES),
-                 download: bool = False, skip_bad: bool = False) -> None:
+                 download: bool = False, skip_bad: bool = False, max_megapixels: float = MAX_MEGAPIXELS) -> None:
         from torchvision.datasets import VOCSegmentation
 
         root = Path(root)
@@ -134,7 +146,7 @@ class VOCSegmentationFiles(Dataset):
         pairs = [(Path(i), Path(m)) for i, m in zip(voc.images, voc.masks) if Path(i).name != ".jpg"]  # blank lines
         if not pairs:
             raise UserError(f"{voc_root / 'ImageSets' / 'Segmentation' / f'{split}.txt'} lists no images")
-        self.num_classes, self.transforms = num_classes, transforms
+        self.num_classes, self.transforms, self.max_megapixels = num_classes, transforms, max_megapixels
         for image_path, mask_path in pairs:
             for path in (image_path, mask_path):
                 if not path.is_file():
@@ -150,8 +162,14 @@ class VOCSegmentationFiles(Dataset):
 
     def check(self, image_path: Path, mask_path: Path, skip_bad: bool = False) -> bool:
         """The pair as `__getitem__` will read it: the image's upright (EXIF-oriented) size must equal the mask's stored
-        size, and every label must be a class or 255. False (after a warning) for an unreadable mask under `skip_bad`."""
+        size, every label must be a class or 255, and the image must be within `max_megapixels`: evaluation runs at
+        full size, and one 8000×8000 validation image took 23 GB. False (after a warning) for an unreadable mask under
+        `skip_bad`."""
         width, height = oriented_size(image_path)
+        if width * height > self.max_megapixels * 1e6:
+            raise UserError(f"{image_path} is {width}x{height} ({width * height / 1e6:.1f} MP), above --max-megapixels "
+                            f"{self.max_megapixels:g}: training and evaluation read images at full size; downscale it "
+                            "and its mask, or raise --max-megapixels if the memory is there")
         try:
             mask = open_mask(mask_path)
         except ImageReadError as exc:
@@ -184,7 +202,8 @@ def build_datasets(args: argparse.Namespace, crop_size: int, image_size: int = 6
                                     transforms=val_tf)
         return train, val, list(train.classes)
     if args.data == "voc":
-        train = VOCSegmentationFiles(args.data_path, "train", train_tf, download=args.download, skip_bad=args.skip_bad)
-        val = VOCSegmentationFiles(args.data_path, "val", val_tf, download=False, skip_bad=args.skip_bad)
+        checks = dict(skip_bad=args.skip_bad, max_megapixels=args.max_megapixels)
+        train = VOCSegmentationFiles(args.data_path, "train", train_tf, download=args.download, **checks)
+        val = VOCSegmentationFiles(args.data_path, "val", val_tf, download=False, **checks)
         return train, val, list(VOC_CLASSES)
     raise UserError(f"--data {args.data!r}: this pipeline reads 'voc' or 'synthetic'")

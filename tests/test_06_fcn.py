@@ -251,3 +251,31 @@ def test_bilinear_kernel_for_odd_and_even_sizes() -> None:
     even = fcn.bilinear_kernel(1, 4)  # factor 2, centre 1.5: taps 0.25, 0.75, 0.75, 0.25
     assert even[0, 0, 0].tolist() == pytest.approx([0.0625, 0.1875, 0.1875, 0.0625])
     assert even.dtype == torch.float32
+
+
+def test_a_large_photo_is_segmented_under_a_memory_limit(tmp_path) -> None:
+    """The large-image policy in a real process capped at 6 GB of address space (torch itself maps ~3): a 6000×4000
+    photo runs at the working size and gets a full-size mask. Segmented at full size it needs 3.7 GB resident and fails
+    under a 7 GB cap (README, Large images)."""
+    import resource
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from util import ROOT
+
+    model = load("06_fcn").build_model("fcn32s", num_classes=2, backbone="light")
+    torch.save({"model": model.state_dict(), "model_name": "fcn32s", "model_kwargs": {"backbone": "light"},
+                "class_names": ["background", "thing"], "preprocess": {}}, tmp_path / "fcn.pth")
+    Image.new("RGB", (6000, 4000), (90, 120, 30)).save(tmp_path / "photo.jpg", quality=80)
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+
+    done = subprocess.run([sys.executable, str(ROOT / "06_fcn" / "predict.py"), str(tmp_path / "fcn.pth"),
+                           str(tmp_path / "photo.jpg"), "--output-dir", str(tmp_path / "out"), "--max-megapixels", "0.5"],
+                          capture_output=True, text=True, preexec_fn=cap, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "segmented at 866x577 (--max-megapixels 0.5), mask scaled back" in done.stdout
+    assert Image.open(tmp_path / "out" / "photo_mask.png").size == (6000, 4000)

@@ -122,7 +122,7 @@ def test_refusal_names_the_image_before_the_model_runs(tmp_path, monkeypatch) ->
     with pytest.raises(UserError) as refused:
         PREDICT.main(argv)
     message = str(refused.value)
-    assert message.startswith(f"{tmp_path / 'photo.png'}: --crf on this 64×48 image needs about ")
+    assert message.startswith(f"{tmp_path / 'photo.png'}: --crf at 64×48 needs about ")
     assert "for 21 classes" in message and "--crf-tile 16 tile" in message and "\n" not in message
     assert ran == []                                           # refused before the model was loaded or ran
     monkeypatch.setattr(PREDICT, "available_memory", lambda device: need)
@@ -130,6 +130,12 @@ def test_refusal_names_the_image_before_the_model_runs(tmp_path, monkeypatch) ->
     monkeypatch.setattr(PREDICT, "available_memory", lambda device: None)  # unknown (not Linux): no check
     assert PREDICT.main([*argv[:-2], "--crf-tile", "100000"]) == 0
     assert PREDICT.main([str(ckpt), str(tmp_path / "photo.png")]) == 0  # without --crf nothing is checked
+    # above --max-megapixels the CRF runs at the working size (32×24 here), and that is what is checked
+    small = PREDICT.input_bytes(24, 32, 21) + PREDICT.memory_bytes((1, 21, 24, 32), params)
+    monkeypatch.setattr(PREDICT, "available_memory", lambda device: small)
+    assert PREDICT.main([*argv, "--max-megapixels", str(32 * 24 / 1e6)]) == 0
+    with pytest.raises(UserError, match=r"--crf at 64×48 needs about .*; lower --max-megapixels or --crf-tile"):
+        PREDICT.main(argv)  # the same memory, at full size
 
 
 def test_cli_prints_one_error_line_and_exits_2(tmp_path, monkeypatch, capsys) -> None:

@@ -188,3 +188,56 @@ def test_overlay_tints_only_object_pixels() -> None:
     out = np.asarray(seg_predict.overlay(image, mask, alpha=0.5))
     assert (out[1] == 100).all() and (out[0, 0] == 100).all() and (out[0, 2] == 100).all()
     assert tuple(out[0, 1]) == (114, 50, 50)  # VOC colour of class 1 is (128, 0, 0)
+
+
+class ShapeRecorder(nn.Module):
+    """A 1×1-conv "segmenter" that records the size of every input it is given."""
+
+    seen: list[tuple[int, int]] = []
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ShapeRecorder.seen.append(tuple(x.shape[-2:]))
+        return self.conv(x)
+
+
+def test_large_images_are_segmented_at_the_working_size_and_the_mask_scaled_back(tmp_path: Path, capsys) -> None:
+    """Policy (README, Large images): above --max-megapixels the forward runs at that many pixels, aspect kept, and the
+    mask is scaled back (nearest) to the image's size, with a note; at or below it nothing changes."""
+    torch.manual_seed(0)
+    model = ShapeRecorder(3)
+    torch.save({"model": model.state_dict(), "model_name": "rec", "class_names": ["a", "b", "c"], "preprocess": {}},
+               tmp_path / "rec.pth")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 300, 3), dtype=np.uint8)).save(tmp_path / "big.png")
+    Image.new("RGB", (100, 100), (200, 10, 10)).save(tmp_path / "small.png")
+    ShapeRecorder.seen = []
+    args = seg_predict.get_args_parser().parse_args([str(tmp_path / "rec.pth"), str(tmp_path / "big.png"),
+                                                     str(tmp_path / "small.png"), "--output-dir", str(tmp_path / "out"),
+                                                     "--max-megapixels", "0.01"])
+    assert seg_predict.run(args, lambda name, num_classes: ShapeRecorder(num_classes)) == 0
+    assert ShapeRecorder.seen == [(81, 122), (100, 100)]  # sqrt(10000 / 60000) · (200, 300), floored; 100×100 as is
+    out = capsys.readouterr().out
+    assert "segmented at 122x81 (--max-megapixels 0.01), mask scaled back" in out
+    assert out.count("segmented at") == 1
+    with Image.open(tmp_path / "out" / "big_mask.png") as mask:
+        assert mask.size == (300, 200)
+        full = np.asarray(mask)
+    small = seg_predict.predict_mask(model.eval(), Image.open(tmp_path / "big.png").resize((122, 81), Image.BILINEAR),
+                                     torch.device("cpu"))
+    assert np.array_equal(full, np.asarray(Image.fromarray(small).resize((300, 200), Image.NEAREST)))
+    assert segmentation.working_size(300, 200, 0.06) == (300, 200) and segmentation.working_size(1, 10**7, 1) == (1, 10**6)
+    assert segmentation.working_size(10**7, 1, 1) == (10**6, 1)
+    args.max_megapixels = 0
+    with pytest.raises(UserError, match=r"^--max-megapixels must be positive, got 0$"):
+        seg_predict.run(args, lambda name, num_classes: ShapeRecorder(num_classes))
+
+
+def test_a_data_image_above_the_pixel_cap_is_refused_before_training(tmp_path: Path) -> None:
+    voc = write_voc(tmp_path, {"train": SyntheticSegmentation(2, image_size=24)})
+    with pytest.raises(UserError, match=rf"^{voc / 'JPEGImages' / 'train_00000.jpg'} is 24x24 \(0\.0 MP\), above "
+                                        r"--max-megapixels 0\.0005: training and evaluation read images at full size"):
+        segmentation.VOCSegmentationFiles(tmp_path, "train", None, max_megapixels=0.0005)
+    assert len(segmentation.VOCSegmentationFiles(tmp_path, "train", None, max_megapixels=24 * 24 / 1e6)) == 2
