@@ -5,11 +5,15 @@ A checkpoint is a plain dict: the state_dicts, the epoch, the metric, and everyt
 """
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import re
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,26 +41,59 @@ def current_umask() -> int:
     return mask
 
 
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) until the block is done, then raise it as `KeyboardInterrupt`: a save is never cut in
+    half, and torch.save never turns the interrupt into a `RuntimeError`. Only the main thread can set handlers;
+    elsewhere the block runs as is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind `exc`, also when torch.save wraps it (`RuntimeError: [enforce fail ...]` from errno 28)."""
+    while exc is not None:
+        if isinstance(exc, OSError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Write `state` to `path` atomically: temp file in the same folder, flush + fsync, then `os.replace`.
 
-    A crash (or a full disk) mid-save leaves the previous file at `path` untouched. The file gets the mode a plain
+    A crash, a Ctrl-C (held until the save is done) or a full disk mid-save leaves the previous file at `path`
+    untouched and no temp file behind; a full disk is a one-line `UserError` saying so. The file gets the mode a plain
     `open()` would give it under the umask (0644 under the usual 022), and the folder is created if needed: output
     folders appear with their first file, never before.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 would hide checkpoints from teammates
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink()  # still there: os.replace is the last step
-        raise
+    with interrupts_deferred():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 would hide checkpoints from teammates
+            with os.fdopen(fd, "wb") as f:
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException as exc:
+            Path(tmp).unlink()  # still there: os.replace is the last step
+            disk = _os_error(exc)
+            if disk is not None and disk.errno in (errno.ENOSPC, errno.EDQUOT):
+                kept = "the previous checkpoint is intact" if path.exists() else "nothing was written"
+                raise UserError(f"no space left on device while writing {path}; {kept}") from None
+            raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -66,6 +103,19 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since 1.6
 PICKLE_MAGIC = b"\x80"      # a pickle (protocol >= 2): torch.save(_use_new_zipfile_serialization=False), pickle.dump
+
+
+STALE_TEMP = re.compile(r"\.[^/]+\.pth?\.[a-z0-9_]{8}\.tmp")  # save_checkpoint's temp names: .last.pth.k3j_x9a2.tmp
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete the temp files a killed save left in `folder` (SIGKILL cannot run cleanup; 54 kills left 471 MB), only
+    those of `save_checkpoint`'s naming pattern. Call it while holding the folder (runtime.prepare_output): no other
+    save can be in flight there."""
+    stale = sorted(p for p in Path(folder).glob(".*.tmp") if STALE_TEMP.fullmatch(p.name) and p.is_file())
+    for path in stale:
+        path.unlink()
+    return stale
 
 
 def load_file(path: str | Path, *, unsafe_pickle: bool = False) -> Any:

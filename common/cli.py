@@ -34,8 +34,10 @@ def add_common_args(parser: argparse.ArgumentParser, *, folder: str, data_choice
     g.add_argument("-j", "--workers", type=int, default=None,
                    help="DataLoader worker processes (default: 0 on CPU, min(8, CPU cores per GPU) on CUDA)")
     g.add_argument("--seed", type=int, default=0, help="epoch e reseeds every RNG from seed + e (default: %(default)s)")
-    g.add_argument("--output-dir", type=Path, default=Path("runs") / folder,
-                   help="checkpoints and TensorBoard events (default: %(default)s)")
+    g.add_argument("--output-dir", type=Path, default=None,
+                   help=f"checkpoints and TensorBoard events (default: runs/{folder}; with --resume, the "
+                        "checkpoint's folder, so a resumed run continues where it was)")
+    parser.set_defaults(default_output_dir=Path("runs") / folder)
     g.add_argument("--resume", type=Path, default=None, metavar="PATH", help="continue from a checkpoint (e.g. last.pth)")
     g.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --output-dir (its checkpoints and TensorBoard events are removed "
@@ -54,7 +56,9 @@ def add_common_args(parser: argparse.ArgumentParser, *, folder: str, data_choice
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """Reject impossible values before anything is built or written."""
+    """Reject impossible values before anything is built or written; fill in `--output-dir` (see its help)."""
+    if args.output_dir is None:
+        args.output_dir = args.resume.parent if args.resume is not None else args.default_output_dir
     positive = {"--epochs": args.epochs, "--batch-size": args.batch_size, "--print-freq": args.print_freq,
                 "--eval-batch-size": args.eval_batch_size, "--limit-batches": args.limit_batches,
                 "--synthetic-size": args.synthetic_size}

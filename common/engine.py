@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from . import distributed, schedule
 from .checkpoint import plain, save_checkpoint, unwrap
-from .errors import UserError
+from .errors import Interrupted, UserError
 from .runtime import Runtime, prepare_output, seed_everything
 
 
@@ -55,47 +55,51 @@ def _steps(loader: Iterable, limit: int | None) -> int:
 def train_one_epoch(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer, loader: Iterable, *,
                     rt: Runtime, epoch: int, scaler: torch.amp.GradScaler, print_freq: int = 100,
                     scheduler: Any = None, limit: int | None = None, writer: SummaryWriter | None = None,
-                    global_step: int = 0) -> dict[str, float]:
+                    global_step: int = 0, progress: dict[str, int] | None = None) -> dict[str, float]:
     """One pass over `loader`; returns {"loss": mean train loss, "images": count, "seconds": wall time}.
 
-    `scheduler`, when given, is stepped after every optimizer step (poly LR for segmentation).
+    `scheduler`, when given, is stepped after every optimizer step (poly LR for segmentation); `progress["step"]`, when
+    given, counts the finished steps (what an interrupt reports).
     """
     model.train()
     steps = _steps(loader, limit)
     buffer = torch.zeros(print_freq, device=rt.device)  # per-step losses, read back once per print_freq steps
     loss_sum, images_seen, start = 0.0, 0, time.perf_counter()
-    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}", disable=not rt.is_main, leave=False, dynamic_ncols=True)
-    for step, batch in enumerate(loader):
-        if step >= steps:
-            break
-        images, targets = _to_device(batch, rt)
-        lr = optimizer.param_groups[0]["lr"]  # the LR this step trains with, before a per-step scheduler moves it
-        with autocast(rt):
-            output = model(images)
-            loss = criterion(output, targets)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        if scheduler is not None:
-            scheduler.step()
-        buffer[step % print_freq] = loss.detach()
-        images_seen += images.shape[0]
-        bar.update(1)
-        if (step + 1) % print_freq == 0 or step + 1 == steps:
-            first = step - step % print_freq
-            losses = buffer[:step - first + 1].tolist()  # the one host sync of this interval
-            for i, value in enumerate(losses):
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"loss is {value} at epoch {epoch + 1}, step {first + i + 1} "
-                                             f"(global step {global_step + first + i + 1}); lower --lr or check the data")
-            loss_sum += sum(losses)
-            mean = sum(losses) / len(losses)
-            bar.set_postfix(loss=f"{mean:.4f}")
-            if writer is not None:
-                writer.add_scalar("train_loss", mean, global_step + step + 1)
-                writer.add_scalar("lr", lr, global_step + step + 1)
-    bar.close()
+    with tqdm(total=steps, desc=f"epoch {epoch + 1}", disable=not rt.is_main, leave=False,
+              dynamic_ncols=True) as bar:  # closed on an error or Ctrl-C too, so the message gets a clean line
+        for step, batch in enumerate(loader):
+            if step >= steps:
+                break
+            images, targets = _to_device(batch, rt)
+            lr = optimizer.param_groups[0]["lr"]  # the LR this step trains with, before a per-step scheduler moves it
+            with autocast(rt):
+                output = model(images)
+                loss = criterion(output, targets)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            if scheduler is not None:
+                scheduler.step()
+            buffer[step % print_freq] = loss.detach()
+            images_seen += images.shape[0]
+            if progress is not None:
+                progress["step"] = step + 1
+            bar.update(1)
+            if (step + 1) % print_freq == 0 or step + 1 == steps:
+                first = step - step % print_freq
+                losses = buffer[:step - first + 1].tolist()  # the one host sync of this interval
+                for i, value in enumerate(losses):
+                    if not math.isfinite(value):
+                        raise FloatingPointError(f"loss is {value} at epoch {epoch + 1}, step {first + i + 1} "
+                                                 f"(global step {global_step + first + i + 1}); lower --lr or check "
+                                                 "the data")
+                loss_sum += sum(losses)
+                mean = sum(losses) / len(losses)
+                bar.set_postfix(loss=f"{mean:.4f}")
+                if writer is not None:
+                    writer.add_scalar("train_loss", mean, global_step + step + 1)
+                    writer.add_scalar("lr", lr, global_step + step + 1)
     return {"loss": loss_sum / max(steps, 1), "images": images_seen, "seconds": time.perf_counter() - start}
 
 
@@ -129,11 +133,44 @@ def _set_epoch(loader: Any, epoch: int) -> None:
             target.set_epoch(epoch)
 
 
+# Flags a resumed run may change: how long, where, how fast, how it is logged; the optimizer's hyperparameters (--lr,
+# --weight-decay, --momentum) apply from the flags too. Anything else (architecture, preprocessing, data) must match.
+RESUMABLE_ARGS = {"epochs", "resume", "overwrite", "output_dir", "device", "workers", "print_freq", "limit_batches",
+                  "amp", "channels_last", "cudnn_benchmark", "compile", "eval_batch_size", "batch_size", "lr",
+                  "weight_decay", "momentum", "download", "data_path", "skip_bad", "weights", "default_output_dir"}
+
+
+def check_resumable(ckpt: dict[str, Any], meta: Meta, args: argparse.Namespace) -> None:
+    """A checkpoint continues only the run it came from: same model (name, constructor kwargs), classes and
+    preprocessing. A mismatch is a `UserError` naming the flags that differ, not weights saved under another label
+    (04 `--model gridding` resumed from an hdc run has the same tensor shapes and would load)."""
+    stored = {"model": ckpt.get("model_name"), "model_kwargs": ckpt.get("model_kwargs", {}),
+              "class_names": ckpt.get("class_names"), "preprocess": ckpt.get("preprocess", {})}
+    current = {"model": meta.model_name, "model_kwargs": plain(meta.model_kwargs), "class_names": list(meta.class_names),
+               "preprocess": plain(meta.preprocess)}
+    differ = [key for key in stored if stored[key] != current[key]]
+    if not differ:
+        return
+    old_args, new_args = ckpt.get("args", {}), plain(vars(args))
+    flags = [f"--{k.replace('_', '-')} {new_args[k]} (was {old_args[k]})" for k in sorted(set(old_args) & set(new_args))
+             if k not in RESUMABLE_ARGS and old_args[k] != new_args[k]]
+    what = ", ".join(f"{k} {stored[k]} → {current[k]}" for k in differ)
+    raise UserError(f"--resume {args.resume} is another run's checkpoint ({'; '.join(flags) or what}): a resumed run "
+                    f"keeps the model, classes and preprocessing it was started with; drop the changed flags or start "
+                    f"a new run")
+
+
 def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
              scaler: torch.amp.GradScaler, path: Any) -> tuple[int, float]:
+    """Load the model, optimizer state (momentum buffers), scaler and position. The optimizer's hyperparameters stay
+    the ones the current flags built, so `--lr`/`--weight-decay` given with `--resume` apply and the checkpoint's
+    stored `args` describe what ran."""
+    fresh = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
     try:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        for group, hyper in zip(optimizer.param_groups, fresh):
+            group.update(hyper)
         if ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
         return int(ckpt["epoch"]) + 1, float(ckpt["best_metric"])
@@ -159,6 +196,7 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
     steps_per_epoch = _steps(train_loader, args.limit_batches)
     length = {"epochs": args.epochs, "steps_per_epoch": steps_per_epoch}  # what a scheduler's curve depends on
     if rt.resume is not None:
+        check_resumable(rt.resume, meta, args)
         start_epoch, best = _restore(rt.resume, model, optimizer, scaler, args.resume)
         if start_epoch >= args.epochs:
             raise UserError(f"--resume {args.resume} already finished epoch {start_epoch} of {args.epochs}; "
@@ -170,42 +208,63 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
     train_net, grad_signature = None, None
     writer = SummaryWriter(log_dir=str(prepare_output(args, rt))) if rt.is_main else None
     metrics: dict[str, Any] = {}
-    for epoch in range(start_epoch, args.epochs):
-        seed_everything(args.seed + epoch)
-        _set_epoch(train_loader, epoch)
-        if on_epoch_start is not None:
-            on_epoch_start(epoch, model, optimizer)
-        signature = tuple(p.requires_grad for p in model.parameters())
-        if signature != grad_signature:  # (re)wrap when a freeze phase changed what DDP must synchronise
-            train_net = DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda"
-                                                else None) if rt.distributed else model
-            train_net = torch.compile(train_net) if args.compile else train_net
-            grad_signature = signature
-        stats = train_one_epoch(train_net, criterion, optimizer, train_loader, rt=rt, epoch=epoch, scaler=scaler,
-                                print_freq=args.print_freq, limit=args.limit_batches, writer=writer,
-                                scheduler=scheduler if scheduler_interval == "step" else None,
-                                global_step=epoch * steps_per_epoch)
-        if scheduler is not None and scheduler_interval == "epoch":
-            scheduler.step()
-        metrics = evaluate(eval_net, criterion, val_loader, metric, rt, limit=args.limit_batches)
-        score = metrics[metric.primary]
-        is_best = score > best
-        best = max(best, score) if not math.isnan(score) else best
-        if rt.is_main:
-            _log_epoch(writer, epoch, args.epochs, stats, metrics, rt)
-            state = {"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict() if scheduler is not None else None, "schedule": length,
-                     "scaler": scaler.state_dict(), "epoch": epoch, "best_metric": best, "metrics": plain(metrics),
-                     "args": plain(vars(args)), "model_name": meta.model_name, "model_kwargs": plain(meta.model_kwargs),
-                     "class_names": list(meta.class_names), "preprocess": plain(meta.preprocess),
-                     "extra": plain(meta.extra), "torch_version": str(torch.__version__)}
-            save_checkpoint(state, args.output_dir / "last.pth")
-            if is_best:
-                save_checkpoint(state, args.output_dir / "best.pth")
-    if writer is not None:
-        writer.close()
+    progress = {"epoch": start_epoch, "step": 0, "saved": start_epoch - 1 if rt.resume is not None else -1}
+    try:
+        for epoch in range(start_epoch, args.epochs):
+            progress.update(epoch=epoch, step=0)
+            seed_everything(args.seed + epoch)
+            _set_epoch(train_loader, epoch)
+            if on_epoch_start is not None:
+                on_epoch_start(epoch, model, optimizer)
+            signature = tuple(p.requires_grad for p in model.parameters())
+            if signature != grad_signature:  # (re)wrap when a freeze phase changed what DDP must synchronise
+                train_net = DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda"
+                                                    else None) if rt.distributed else model
+                train_net = torch.compile(train_net) if args.compile else train_net
+                grad_signature = signature
+            stats = train_one_epoch(train_net, criterion, optimizer, train_loader, rt=rt, epoch=epoch, scaler=scaler,
+                                    print_freq=args.print_freq, limit=args.limit_batches, writer=writer,
+                                    scheduler=scheduler if scheduler_interval == "step" else None,
+                                    global_step=epoch * steps_per_epoch, progress=progress)
+            if scheduler is not None and scheduler_interval == "epoch":
+                scheduler.step()
+            metrics = evaluate(eval_net, criterion, val_loader, metric, rt, limit=args.limit_batches)
+            score = metrics[metric.primary]
+            for name in ("loss", metric.primary):  # before any save: a diverged epoch never becomes last/best.pth
+                if not math.isfinite(metrics[name]):
+                    raise FloatingPointError(f"evaluation {name} is {metrics[name]} after epoch {epoch + 1}; "
+                                             "lower --lr or check the data")
+            is_best = score > best
+            best = max(best, score)
+            if rt.is_main:
+                _log_epoch(writer, epoch, args.epochs, stats, metrics, rt)
+                state = {"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict() if scheduler is not None else None, "schedule": length,
+                         "scaler": scaler.state_dict(), "epoch": epoch, "best_metric": best, "metrics": plain(metrics),
+                         "args": plain(vars(args)), "model_name": meta.model_name,
+                         "model_kwargs": plain(meta.model_kwargs),
+                         "class_names": list(meta.class_names), "preprocess": plain(meta.preprocess),
+                         "extra": plain(meta.extra), "torch_version": str(torch.__version__)}
+                save_checkpoint(state, args.output_dir / "last.pth")
+                progress["saved"] = epoch
+                if is_best:
+                    save_checkpoint(state, args.output_dir / "best.pth")
+    except KeyboardInterrupt:
+        raise Interrupted(_interrupted(progress, args)) from None
+    finally:
+        if writer is not None:
+            writer.close()
     return {"epoch": args.epochs - 1, "best_metric": best, "metrics": metrics,
             "checkpoint": args.output_dir / "last.pth"}
+
+
+def _interrupted(progress: dict[str, int], args: argparse.Namespace) -> str:
+    """The one line Ctrl-C prints: where training stopped, what last.pth holds, how to go on."""
+    where = f"interrupted at epoch {progress['epoch'] + 1}, step {progress['step']}"
+    if progress["saved"] < 0:
+        return f"{where}; no checkpoint was written yet"
+    last = args.output_dir / "last.pth"
+    return f"{where}; {last} holds epoch {progress['saved'] + 1}; resume with --resume {last} --epochs {args.epochs}"
 
 
 def _log_epoch(writer: SummaryWriter, epoch: int, epochs: int, stats: dict[str, float], metrics: dict[str, Any],

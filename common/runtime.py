@@ -5,8 +5,10 @@ Every check on user input happens here, before a single file is written, so bad 
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import random
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,15 +71,65 @@ def check_previous_run(args: argparse.Namespace) -> list[Path]:
                     f"{args.output_dir / 'last.pth'}, replace it with --overwrite, or choose another --output-dir")
 
 
+LOCK = ".lock"  # "<pid> <host>" of the run writing into the folder
+
+
+def lock_holder(output_dir: Path) -> str | None:
+    """Who holds `output_dir`, as words for a message ("PID 4242"), or None when nobody else does: no lock, a lock of
+    this process, or of a process of this machine that no longer runs (killed: its lock is stale)."""
+    try:
+        pid_text, host = (output_dir / LOCK).read_text().split()
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None
+    if host != socket.gethostname():
+        return f"PID {pid} on {host}"  # cannot be checked from here
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return f"PID {pid}"
+
+
+def check_unlocked(output_dir: Path) -> None:
+    holder = lock_holder(output_dir)
+    if holder is not None:
+        raise UserError(f"--output-dir {output_dir} is in use by another run ({holder}); wait for it to finish or "
+                        f"choose another --output-dir (delete {output_dir / LOCK} if no run is using it)")
+
+
+def _release(lock: Path, mine: str) -> None:
+    try:
+        if lock.read_text() == mine:
+            lock.unlink()
+    except OSError:
+        pass
+
+
 def prepare_output(args: argparse.Namespace, rt: Runtime) -> Path:
     """Call right before this run's first file is written (the engine does, before TensorBoard starts): creates
-    `--output-dir` and, with `--overwrite`, removes the earlier run's files now, not at start-up, so a run that stops
-    on bad input leaves the earlier one intact."""
+    `--output-dir`, takes its lock (one run per folder: two runs into one folder silently raced for best.pth), removes
+    temp files that killed saves left there and, with `--overwrite`, the earlier run's files, now rather than at
+    start-up, so a run that stops on bad input leaves the earlier one intact."""
     if rt.is_main:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        lock, mine = args.output_dir / LOCK, f"{os.getpid()} {socket.gethostname()}\n"
+        if not (lock.is_file() and lock.read_text() == mine):
+            check_unlocked(args.output_dir)
+            tmp = args.output_dir / f"{LOCK}.{os.getpid()}"
+            tmp.write_text(mine)
+            os.replace(tmp, lock)
+            atexit.register(_release, lock, mine)
         for path in rt.replace:
             path.unlink(missing_ok=True)
         rt.replace = []
-        args.output_dir.mkdir(parents=True, exist_ok=True)
+        removed = checkpoint.remove_stale_temp_files(args.output_dir)
+        if removed:
+            print(f"removed {len(removed)} temp file(s) left by interrupted saves in {args.output_dir}")
     return args.output_dir
 
 
@@ -87,6 +139,7 @@ def setup(args: argparse.Namespace) -> Runtime:
     cli.check_args(args)
     device = cli.resolve_device(args.device)
     resume = checkpoint.load_checkpoint(args.resume) if args.resume is not None else None
+    check_unlocked(args.output_dir)
     replace = check_previous_run(args)  # every rank, before the process group forms: no rank has written yet
     rank, world_size, device = distributed.init_distributed(device)
     if rank == 0:

@@ -74,6 +74,7 @@ def test_cli_train_then_predict(tmp_path, capsys):
                         "--save-full-model")
     assert result.returncode == 0, result.stderr
     assert "epoch 1/1" in result.stdout
+    assert not (out / ".lock").exists()  # the one-run-per-folder lock goes with the process
     good = tmp_path / "cat.png"
     Image.new("RGB", (50, 40), (200, 30, 30)).save(good)
     broken = tmp_path / "broken.jpg"
@@ -141,11 +142,11 @@ def _other_model(path):
 
 @pytest.mark.parametrize("flag, make, message", [
     ("--resume", None, "no such file"),
-    ("--resume", _corrupt, "not a readable PyTorch file"),
+    ("--resume", _corrupt, "is not a PyTorch file"),
     ("--resume", _foreign, "not a checkpoint of this repo"),
     ("--resume", _pickled, "pickled Python objects"),
     ("--weights", _pickled, "pickled Python objects"),
-    ("--weights", _corrupt, "not a readable PyTorch file"),
+    ("--weights", _corrupt, "is not a PyTorch file"),
     ("--weights", _other_model, "no parameter of the model matches"),
 ])
 def test_bad_checkpoint_files_fail_before_anything_is_written(train, tmp_path, flag, make, message):

@@ -148,7 +148,8 @@ def light_vgg_classifier_file(path) -> tuple[dict, dict]:
     `torch.save(torchvision.models.vgg16(weights=...).state_dict(), path)` gives for the real one."""
     net = fcn.build_model("fcn32s", 21, backbone="light")
     torch.manual_seed(1)
-    source = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in net.features.state_dict().items()}
+    source = {k: (torch.rand_like(v) + 0.5 if k.endswith("running_var") else torch.randn_like(v))  # a variance is > 0
+              if v.is_floating_point() else v for k, v in net.features.state_dict().items()}
     source = {f"features.{k}": v for k, v in source.items()}
     source.update({"classifier.0.weight": torch.randn(512, 64 * 49), "classifier.0.bias": torch.randn(512),
                    "classifier.3.weight": torch.randn(512, 512), "classifier.3.bias": torch.randn(512),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from common.errors import UserError
@@ -108,3 +109,21 @@ def test_voc_split_files_blank_lines_empty_splits_and_skip_bad(voc, tmp_path, ca
     split.write_text("\n\n")
     with pytest.raises(UserError, match=r"ImageSets/Segmentation/train\.txt lists no images$"):
         run_seg("06_fcn", voc.parents[1], tmp_path / "out")  # was ValueError: need total_steps >= 1
+
+
+def test_resume_refuses_a_changed_architecture_and_names_the_flag(tmp_path):
+    """04 `--model gridding` resumed from an hdc run has the same tensor shapes: it used to load and save hdc weights
+    labelled gridding. --lr may change on a resume and is applied."""
+    train = load("04_dilated_conv", "train")
+    fast = ["--width", "8", "--groups", "1", "--synthetic-size", "8", "-b", "4", "--limit-batches", "1",
+            "--output-dir", str(tmp_path / "run")]
+    train.main([*fast, "--epochs", "1"])
+    last = tmp_path / "run" / "last.pth"
+    with pytest.raises(UserError, match=rf"^--resume {last} is another run's checkpoint \(--model gridding \(was "
+                                        r"hdc\)\): a resumed run keeps the model"):
+        train.main([*fast, "--epochs", "2", "--resume", str(last), "--model", "gridding"])
+    assert torch.load(last, weights_only=True)["epoch"] == 0
+    train.main([*fast, "--epochs", "2", "--resume", str(last), "--lr", "0.003"])
+    resumed = torch.load(last, weights_only=True)
+    assert resumed["epoch"] == 1 and resumed["args"]["lr"] == 0.003
+    assert resumed["optimizer"]["param_groups"][0]["initial_lr"] == 0.003  # the flag's LR ran, not the checkpoint's

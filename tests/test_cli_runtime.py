@@ -22,10 +22,18 @@ def test_defaults_are_the_folders_and_the_notes():
     expected = {"data": "voc", "data_path": Path("data"), "download": False, "skip_bad": False, "synthetic_size": None,
                 "device": "auto",
                 "epochs": 30, "batch_size": 8, "eval_batch_size": None, "lr": 0.01, "workers": None, "seed": 0,
-                "output_dir": Path("runs/07_x"), "resume": None, "overwrite": False, "weights": None,
+                "output_dir": None, "default_output_dir": Path("runs/07_x"), "resume": None, "overwrite": False, "weights": None,
                 "limit_batches": None, "amp": None, "channels_last": None, "cudnn_benchmark": True, "compile": False,
                 "print_freq": 100}
     assert vars(args) == expected
+    cli.check_args(args)  # resolves --output-dir: the folder's default, or next to the --resume checkpoint
+    assert args.output_dir == Path("runs/07_x")
+    resumed = parser().parse_args(["--resume", "elsewhere/run3/last.pth"])
+    cli.check_args(resumed)
+    assert resumed.output_dir == Path("elsewhere/run3")
+    explicit = parser().parse_args(["--resume", "elsewhere/run3/last.pth", "--output-dir", "new"])
+    cli.check_args(explicit)
+    assert explicit.output_dir == Path("new")
     assert parser().parse_args(["--data", "synthetic"]).data == "synthetic"  # always offered
     assert parser(default_data="synthetic").parse_args([]).data == "synthetic"
     with pytest.raises(SystemExit):
@@ -39,7 +47,7 @@ def test_defaults_are_the_folders_and_the_notes():
 def test_help_shows_the_defaults():
     text = " ".join(parser().format_help().split())  # help lines wrap with the terminal width
     assert "(default: 30)" in text and "(default: 8)" in text and "(default: 0.01)" in text
-    assert "(default: runs/07_x)" in text and "(default: voc)" in text
+    assert "(default: runs/07_x; with --resume, the checkpoint's folder" in text and "(default: voc)" in text
 
 
 @pytest.mark.parametrize("flags, message", [

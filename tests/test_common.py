@@ -4,6 +4,7 @@ import math
 import os
 import pickle
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,7 +54,7 @@ def test_weights_only_refuses_a_pickled_object(tmp_path):
     assert isinstance(checkpoint.load_file(path, unsafe_pickle=True), nn.Linear)
 
 
-@pytest.mark.parametrize("content, message", [(None, "no such file"), (b"not a zip", "not a readable PyTorch file")])
+@pytest.mark.parametrize("content, message", [(None, "no such file"), (b"not a zip", "is not a PyTorch file")])
 def test_missing_and_corrupt_files_name_the_file(tmp_path, content, message):
     path = tmp_path / "x.pth"
     if content is not None:
@@ -497,3 +498,62 @@ def test_load_report_as_dict_is_complete():
                                "unexpected"]
     assert as_dict["loaded_parameters"] == 4 and as_dict["mismatched"]["head.bias"] == [[10], [3]]
     assert json.loads(json.dumps(as_dict)) == as_dict  # plain values: written as weights_report.json
+
+
+def test_a_full_disk_is_one_line_and_leaves_the_previous_checkpoint_and_no_temp_file(tmp_path, monkeypatch):
+    """torch 2.14 reports ENOSPC as `RuntimeError: [enforce fail ...]` chained to the OSError: both are recognised."""
+    import errno
+
+    path = tmp_path / "last.pth"
+    checkpoint.save_checkpoint({"epoch": 1}, path)
+    real_save = torch.save
+
+    def full_disk(obj, f, wrapped):
+        real_save(obj, f)  # a partial file exists when the disk fills
+        error = OSError(errno.ENOSPC, "No space left on device")
+        if not wrapped:
+            raise error
+        raise RuntimeError("[enforce fail at inline_container.cc:783] . PytorchStreamWriter failed writing file") from error
+
+    for wrapped in (False, True):
+        monkeypatch.setattr(checkpoint.torch, "save", lambda obj, f, w=wrapped: full_disk(obj, f, w))
+        with pytest.raises(UserError) as info:
+            checkpoint.save_checkpoint({"epoch": 2}, path)
+        assert str(info.value) == f"no space left on device while writing {path}; the previous checkpoint is intact"
+        assert torch.load(path, weights_only=True) == {"epoch": 1} and sorted(tmp_path.iterdir()) == [path]
+    with pytest.raises(UserError, match=r"best.pth; nothing was written$"):
+        checkpoint.save_checkpoint({"epoch": 2}, tmp_path / "best.pth")
+    monkeypatch.setattr(checkpoint.torch, "save", lambda obj, f: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
+    with pytest.raises(OSError, match="I/O error"):  # any other failure is not dressed up as a full disk
+        checkpoint.save_checkpoint({"epoch": 2}, path)
+    assert sorted(tmp_path.iterdir()) == [path]
+
+
+def test_ctrl_c_during_a_save_is_held_until_the_file_is_complete(tmp_path, monkeypatch):
+    import signal
+
+    real_save = torch.save
+
+    def interrupted_save(obj, f):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives mid-write
+        real_save(obj, f)
+
+    monkeypatch.setattr(checkpoint.torch, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save_checkpoint({"epoch": 3}, tmp_path / "last.pth")
+    assert torch.load(tmp_path / "last.pth", weights_only=True) == {"epoch": 3}  # complete, then the interrupt
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "last.pth"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
+
+
+def test_stale_temp_files_of_killed_saves_are_removed_and_nothing_else(tmp_path):
+    stale = [tmp_path / ".last.pth.k3j_x9a2.tmp", tmp_path / ".best.pth.abcdefgh.tmp", tmp_path / ".m.pt.0123456_.tmp"]
+    kept = [tmp_path / ".last.pth.short.tmp", tmp_path / "last.pth", tmp_path / ".notes.txt.abcdefgh.tmp",
+            tmp_path / "x.last.pth.abcdefgh.tmp", tmp_path / ".last.pth.ABCDEFGH.tmp"]
+    for path in stale + kept:
+        path.write_bytes(b"x")
+    assert checkpoint.remove_stale_temp_files(tmp_path) == sorted(stale)
+    assert sorted(tmp_path.iterdir()) == sorted(kept)
+    fd, name = __import__("tempfile").mkstemp(dir=tmp_path, prefix=".last.pth.", suffix=".tmp")  # the real pattern
+    os.close(fd)
+    assert checkpoint.remove_stale_temp_files(tmp_path) == [Path(name)]

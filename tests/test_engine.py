@@ -9,6 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import SCALARS, Even
 from torch import nn
 
 from common import cli, engine
+from common.errors import UserError
 from common.runtime import Runtime
 
 
@@ -68,10 +69,73 @@ def test_best_pth_holds_the_best_epoch_and_last_pth_the_last(tmp_path):
     assert not torch.equal(best["model"]["weight"], last["model"]["weight"])
 
 
-def test_a_nan_score_never_becomes_best(tmp_path):
-    _, out, _ = run(tmp_path, [0.4, float("nan"), 0.3])
-    assert torch.load(out / "best.pth", weights_only=True)["epoch"] == 0
-    assert torch.load(out / "last.pth", weights_only=True)["best_metric"] == 0.4
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_score_stops_the_run_before_it_is_saved(tmp_path, bad):
+    with pytest.raises(FloatingPointError, match=rf"^evaluation score is {bad} after epoch 2; lower --lr or check"):
+        run(tmp_path, [0.4, bad, 0.3])
+    out = tmp_path / "run"
+    for name in ("best.pth", "last.pth"):  # both still epoch 0: the diverged epoch overwrote neither
+        assert torch.load(out / name, weights_only=True)["epoch"] == 0
+
+
+def test_a_non_finite_evaluation_loss_stops_the_run(tmp_path):
+    """--lr 1e6 used to exit 0 with test_loss nan and a best.pth: the loss is checked like the metric."""
+    class DivergesInEval(nn.Linear):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x) * (1.0 if self.training else float("inf"))
+
+    with pytest.raises(FloatingPointError, match=r"^evaluation loss is nan after epoch 1; lower --lr"):
+        run(tmp_path, [0.4, 0.5, 0.6], model=DivergesInEval(4, 3))
+    assert not (tmp_path / "run" / "best.pth").exists() and not (tmp_path / "run" / "last.pth").exists()
+
+
+def resumed(tmp_path, *extra, meta_change=None, optimizer_factory=None):
+    """Train 1 epoch of 3, then resume it with `extra` flags; returns (optimizer after the resume, last checkpoint)."""
+    run(tmp_path, [0.1], "--epochs", "1")
+    model = nn.Linear(4, 3)
+    optimizer = (optimizer_factory or (lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9)))(model.parameters())
+    args = make_args(tmp_path, "--resume", str(tmp_path / "run" / "last.pth"), *extra)
+    meta = dict(model_name="linear", class_names=["a", "b", "c"], model_kwargs={"k": 1}, preprocess={"mean": [0.5]})
+    meta.update(meta_change or {})
+    from common.checkpoint import load_checkpoint
+    rt = Runtime(device=torch.device("cpu"), resume=load_checkpoint(args.resume))
+    engine.fit(model, nn.CrossEntropyLoss(), optimizer, batches(4), batches(3, seed=1), args=args, rt=rt,
+               metric=Scripted([0.2, 0.3]), meta=engine.Meta(**meta))
+    return optimizer, torch.load(tmp_path / "run" / "last.pth", weights_only=True)
+
+
+def test_resume_applies_the_flags_hyperparameters_and_keeps_the_momentum(tmp_path):
+    optimizer, last = resumed(tmp_path, "--lr", "0.123",
+                              optimizer_factory=lambda p: torch.optim.SGD(p, lr=0.123, momentum=0.5, weight_decay=0.01))
+    group = optimizer.param_groups[0]
+    assert (group["lr"], group["momentum"], group["weight_decay"]) == (0.123, 0.5, 0.01)  # not the checkpoint's 0.1/0.9/0
+    assert last["optimizer"]["param_groups"][0]["lr"] == 0.123 and last["args"]["lr"] == 0.123  # args = what ran
+    assert last["epoch"] == 2 and "momentum_buffer" in last["optimizer"]["state"][0]
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"model_name": "other"}, "model linear → other"),
+    ({"model_kwargs": {"k": 2}}, "model_kwargs {'k': 1} → {'k': 2}"),
+    ({"class_names": ["a", "b", "z"]}, "class_names"),
+    ({"preprocess": {"mean": [0.4]}}, "preprocess {'mean': [0.5]} → {'mean': [0.4]}"),
+])
+def test_resume_refuses_another_runs_checkpoint(tmp_path, change, named):
+    with pytest.raises(UserError, match=r"^--resume \S+last.pth is another run's checkpoint \((.*)\): a resumed run keeps") as info:
+        resumed(tmp_path, meta_change=change)
+    assert named in str(info.value)
+    assert torch.load(tmp_path / "run" / "last.pth", weights_only=True)["epoch"] == 0  # nothing written
+
+
+def test_resume_names_the_changed_flag(tmp_path):
+    run(tmp_path, [0.1], "--epochs", "1", "--seed", "0")
+    ckpt = torch.load(tmp_path / "run" / "last.pth", weights_only=True)
+    args = make_args(tmp_path, "--resume", str(tmp_path / "run" / "last.pth"), "--seed", "3", "--lr", "0.5")
+    meta = engine.Meta(model_name="other", class_names=["a", "b", "c"])
+    with pytest.raises(UserError) as info:
+        engine.check_resumable(ckpt, meta, args)
+    assert "(--seed 3 (was 0))" in str(info.value)  # --lr may change: not named
+    engine.check_resumable(ckpt, engine.Meta(model_name="linear", class_names=["a", "b", "c"], model_kwargs={"k": 1},
+                                             preprocess={"mean": [0.5]}), args)  # same model: other flags may change
 
 
 def test_checkpoint_is_self_describing(tmp_path):
@@ -145,3 +209,55 @@ def test_train_one_epoch_returns_the_mean_loss_over_all_steps_and_counts_images(
                                      batches(5), rt=Runtime(device=torch.device("cpu")), epoch=0,
                                      scaler=torch.amp.GradScaler("cpu", enabled=False), limit=2)
     assert limited["images"] == 4 and limited["loss"] == pytest.approx(1.0)
+
+
+class InterruptAt:
+    """A loader of `n` batches that raises KeyboardInterrupt (Ctrl-C) at batch `at` of the epoch number `epoch`."""
+
+    def __init__(self, n: int, epoch: int, at: int) -> None:
+        self.data, self.epoch, self.at, self.calls = batches(n), epoch, at, 0
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __iter__(self):
+        self.calls += 1
+        for i, batch in enumerate(self.data):
+            if self.calls == self.epoch and i == self.at:
+                raise KeyboardInterrupt
+            yield batch
+
+
+def test_ctrl_c_is_one_line_saying_where_what_was_saved_and_how_to_resume(tmp_path, capsys):
+    from common.errors import Interrupted, cli_main
+
+    model = nn.Linear(4, 3)
+    args = make_args(tmp_path)
+    meta = engine.Meta(model_name="linear", class_names=["a", "b", "c"])
+
+    def fit(loader):
+        return engine.fit(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1), loader,
+                          batches(2), args=args, rt=Runtime(device=torch.device("cpu")), metric=Scripted([0.1, 0.2]),
+                          meta=meta)
+
+    with pytest.raises(Interrupted) as info:
+        fit(InterruptAt(4, epoch=2, at=3))
+    last = args.output_dir / "last.pth"
+    assert str(info.value) == (f"interrupted at epoch 2, step 3; {last} holds epoch 1; resume with --resume {last} "
+                               "--epochs 3")
+    assert torch.load(last, weights_only=True)["epoch"] == 0
+    assert sorted(p.name for p in args.output_dir.iterdir() if not p.name.startswith("events")) == [
+        ".lock", "best.pth", "last.pth"]  # no temp file
+    with pytest.raises(SystemExit) as exited:
+        cli_main(lambda: fit(InterruptAt(4, epoch=1, at=0)))
+    assert exited.value.code == 130
+    err = capsys.readouterr().err
+    assert err.endswith("\ninterrupted at epoch 1, step 0; no checkpoint was written yet\n")  # after tqdm's line
+    assert "Traceback" not in err
+
+    def before_training():
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exited:
+        cli_main(before_training)
+    assert exited.value.code == 130 and capsys.readouterr().err == "\ninterrupted before training started; nothing was written\n"

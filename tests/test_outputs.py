@@ -166,3 +166,43 @@ def test_previous_run_lists_only_run_files(tmp_path):
     (tmp_path / "events.out.tfevents.1.host").write_bytes(b"")
     (tmp_path / "best.pth").write_bytes(b"")
     assert [p.name for p in runtime.previous_run(tmp_path)] == ["best.pth", "events.out.tfevents.1.host"]
+
+
+def test_one_run_per_folder_a_live_lock_refuses_even_overwrite_and_a_stale_one_is_taken_over(tmp_path):
+    """Two runs into one folder raced for best.pth (the better 06 result was lost): the folder is locked while a run
+    writes there. A lock whose process is gone (killed) is stale and taken over; the lock goes when the run exits."""
+    import socket
+    import subprocess
+    import sys
+
+    train = load("03_cifar_train", "train")
+    out = tmp_path / "run"
+    out.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / runtime.LOCK).write_text(f"{sleeper.pid} {socket.gethostname()}\n")
+        for extra in ([], ["--overwrite"]):
+            with pytest.raises(UserError) as info:
+                train.main([*FAST, "--limit-batches", "1", "--output-dir", str(out), *extra])
+            assert str(info.value) == (f"--output-dir {out} is in use by another run (PID {sleeper.pid}); wait for it "
+                                       f"to finish or choose another --output-dir (delete {out / runtime.LOCK} if no "
+                                       "run is using it)")
+        assert sorted(p.name for p in out.iterdir()) == [runtime.LOCK]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    (out / ".last.pth.k3j_x9a2.tmp").write_bytes(b"half a checkpoint")  # left by a SIGKILL mid-save
+    (out / "notes.tmp").write_text("mine")
+    train.main([*FAST, "--limit-batches", "1", "--output-dir", str(out)])  # the sleeper is dead: its lock is stale
+    assert (out / runtime.LOCK).read_text() == f"{os.getpid()} {socket.gethostname()}\n"
+    assert not (out / ".last.pth.k3j_x9a2.tmp").exists() and (out / "notes.tmp").exists()
+    assert runtime.lock_holder(out) is None  # this process's own lock holds nobody else back
+    (out / runtime.LOCK).write_text(f"1 {socket.gethostname()}-elsewhere\n")  # another machine on a shared disk
+    assert runtime.lock_holder(out) == f"PID 1 on {socket.gethostname()}-elsewhere"
+    mine = f"{os.getpid()} {socket.gethostname()}\n"
+    runtime._release(out / runtime.LOCK, mine)  # releasing someone else's lock leaves it
+    assert (out / runtime.LOCK).exists()
+    (out / runtime.LOCK).write_text(mine)
+    runtime._release(out / runtime.LOCK, mine)
+    assert not (out / runtime.LOCK).exists()
+
