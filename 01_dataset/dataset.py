@@ -66,6 +66,22 @@ class MyData(Dataset):
         return len(self.img_path)
 
 
+def read_label(label_file: Path) -> str | None:
+    """The label a 标注标签 file holds (stripped), None when there is no such file; a label folder that is a file, a
+    folder named like a label file or a file that is not UTF-8 text is a `UserError` naming it."""
+    if label_file.parent.exists() and not label_file.parent.is_dir():
+        raise UserError(f"{label_file.parent} is a file, not a folder of <stem>.txt label files")
+    if label_file.is_dir():
+        raise UserError(f"{label_file} is a folder, not a label file")
+    try:
+        return label_file.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{label_file} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position {exc.start}); "
+                        "save it as UTF-8") from None
+
+
 class LabelFileData(Dataset):
     """The 标注标签 variant: images in `root_dir/image_dir`, each labelled by `root_dir/label_dir/<stem>.txt`.
 
@@ -81,10 +97,9 @@ class LabelFileData(Dataset):
         self.labels: list[int | str] = []
         for img in self.img_path:
             label_file = root / label_dir / f"{img.stem}.txt"
-            try:
-                label = label_file.read_text(encoding="utf-8").strip()
-            except FileNotFoundError:
-                raise UserError(f"{img} has no label file {label_file}; write them with make_labels.py") from None
+            label = read_label(label_file)
+            if label is None:
+                raise UserError(f"{img} has no label file {label_file}; write them with make_labels.py")
             if class_to_idx is not None:
                 if label not in class_to_idx:
                     raise UserError(f"{label_file} says {label!r}, not one of {sorted(class_to_idx)}")

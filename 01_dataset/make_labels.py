@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common.errors import UserError, cli_main  # noqa: E402
 from common.images import IMAGE_EXTENSIONS, list_files  # noqa: E402
-from dataset import IMAGE_SUFFIX, LABEL_SUFFIX, label_from_folder  # noqa: E402
+from dataset import IMAGE_SUFFIX, LABEL_SUFFIX, label_from_folder, read_label  # noqa: E402
 
 
 def make_labels(root: Path, force: bool = False, log: Callable[[str], None] | None = print) -> dict[str, Counter]:
@@ -39,7 +39,7 @@ def make_labels(root: Path, force: bool = False, log: Callable[[str], None] | No
                 counts[label]["ignored"] += 1
                 continue
             label_file = label_dir / f"{path.stem}.txt"
-            old = label_file.read_text(encoding="utf-8").strip() if label_file.is_file() else None
+            old = read_label(label_file)
             status = "written" if old is None else "unchanged" if old == label else "overwritten"
             plan.append((label_file, label, status))
             counts[label][status] += 1
@@ -47,7 +47,7 @@ def make_labels(root: Path, force: bool = False, log: Callable[[str], None] | No
     if differing and not force:
         first, label = differing[0]
         raise UserError(f"{len(differing)} label file(s) disagree with their folder, e.g. {first} says "
-                        f"{first.read_text(encoding='utf-8').strip()!r}, not {label!r}; nothing written "
+                        f"{read_label(first)!r}, not {label!r}; nothing written "
                         f"(pass --force to overwrite them)")
     for label_file, label, status in plan:
         if status != "unchanged":

@@ -29,7 +29,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common.cli import resolve_device  # noqa: E402
+from common.cli import ensure_writable_dir, resolve_device  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.images import READ_NOTE, open_image  # noqa: E402
 from common.predict import load_for_prediction, preprocess_transform  # noqa: E402
@@ -141,11 +141,15 @@ def main(argv: list[str] | None = None) -> dict:
                         f"use at most {min(img.size)}")
     if args.crops < 1 or args.topk < 1:
         raise UserError("--crops and --topk must be at least 1")
+    sheet_path = args.sheet or args.logdir / "contact_sheet.png"
+    if sheet_path.is_dir():
+        raise UserError(f"--sheet {sheet_path} is a folder; give a .png file name")
+    ensure_writable_dir(args.logdir, "--logdir")
+    ensure_writable_dir(sheet_path.parent, "--sheet")
     prediction = classify(img, args.checkpoint, args.device, args.topk) if args.checkpoint else None
     torch.manual_seed(args.seed)
     stages = transform_stages(img, args.crop_size, args.crops)
     write_tensorboard(stages, args.logdir)
-    sheet_path = args.sheet or args.logdir / "contact_sheet.png"
     sheet_path.parent.mkdir(parents=True, exist_ok=True)
     contact_sheet([s for s in stages if s.tag != "RandomCrop" or s.step < SHEET_CROPS]).save(sheet_path)
     print(f"{args.image} ({img.width}×{img.height}): {len(stages)} images and the y=2x scalar in {args.logdir}; "

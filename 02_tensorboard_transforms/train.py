@@ -44,6 +44,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MAX_IMAGE_SIZE = 1024  # the notes' recipe is 224; 100000 asked for a 195 GiB allocation
+
+
 def resize_size(image_size: int) -> int:
     """R: the short side before cropping, S × 8/7 (256 for 224, 36 for 32)."""
     return round(image_size * 8 / 7)
@@ -102,8 +105,8 @@ def log_weights(writer: SummaryWriter, model: nn.Module, step: int) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     args = get_args_parser().parse_args(argv)
-    if args.image_size < 8:
-        raise UserError(f"--image-size must be at least 8, got {args.image_size}")
+    if not 8 <= args.image_size <= MAX_IMAGE_SIZE:
+        raise UserError(f"--image-size must be between 8 and {MAX_IMAGE_SIZE}, got {args.image_size}")
     rt = runtime.setup(args)
     train_set, val_set, classes = load_data(args)
     if rt.is_main:
@@ -123,6 +126,8 @@ def main(argv: list[str] | None = None) -> dict:
                                    "mean": MEAN, "std": STD})
     # Our own event files sit beside the loop's, written only before and after fit: TensorBoard's reader expects at
     # most the newest file in a folder to be growing, so nothing is written here while the loop's file is open.
+    if rt.resume is not None:
+        engine.check_resumable(rt.resume, meta, args)  # before the first event file, not inside fit after it
     if rt.is_main:
         with SummaryWriter(log_dir=str(runtime.prepare_output(args, rt))) as writer:
             log_inputs_and_graph(writer, model, samples, train_tf, eval_tf)

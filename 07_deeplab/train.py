@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise UserError("--multi-grid is a DeepLab V3/V3+ option")
     if args.multi_grid is not None and min(args.multi_grid) < 1:
         raise UserError(f"--multi-grid rates must be at least 1, got {args.multi_grid}")
-    if args.batch_size < 2 and args.model in ("deeplabv3", "deeplabv3plus"):
+    if args.batch_size == 1 and args.model in ("deeplabv3", "deeplabv3plus"):  # below 1: cli.check_args says so
         raise UserError(f"--batch-size 1 cannot train {args.model}: the BatchNorm after image pooling sees one value "
                         "per channel; use --batch-size 2 or more")
     if args.aux_weight < 0:

@@ -95,6 +95,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--freeze-epochs must be >= 0, got {args.freeze_epochs}")
     if not args.backbone_lr_scale > 0:
         raise UserError(f"--backbone-lr-scale must be positive, got {args.backbone_lr_scale}")
+    if args.feature_cache is not None:  # before minutes of feature extraction, not after
+        cli.ensure_writable_dir(args.feature_cache, "--feature-cache")
     sizes = {"--shots": args.shots, "--val-per-class": args.val_per_class, "--image-size": args.image_size}
     for flag, value in sizes.items():
         if value is not None and value < 1:
@@ -240,11 +242,7 @@ def cached_features(model: nn.Module, train_set, val_set, args: argparse.Namespa
             cache[split], cache[f"{split}_labels"] = extract_features(
                 extractor, ordered_loader(dataset, args, preprocess, rt.device), rt.device)
         if rt.is_main:
-            try:
-                cache_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise UserError(f"--feature-cache {cache_dir} is not writable ({exc.strerror or exc})") from None
-            save_checkpoint(cache, path)
+            save_checkpoint(cache, path)  # creates the folder, checked writable before extraction
     seconds = time.perf_counter() - start
     if rt.is_main:
         what = "reused" if reused else f"extracted in {seconds:.1f}s into"

@@ -169,6 +169,19 @@ def unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
+def state_dict_mismatch(model: nn.Module, state: dict[str, Any], shown: int = 3) -> str:
+    """Which weights of `state` do not fit `model`, in words: the first `shown` missing, unexpected and shape-mismatched
+    keys with their shapes (torch's own message names them only after a first line that says nothing)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {list(state[k].shape)} vs {list(own[k].shape)}" for k in own
+              if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != own[k].shape]
+    parts = [f"{name} {len(keys)}: {', '.join(keys[:shown])}{', ...' if len(keys) > shown else ''}"
+             for name, keys in (("missing", missing), ("unexpected", unexpected), ("shape-mismatched", shapes)) if keys]
+    return "; ".join(parts) or "the tensors fit; another value is wrong"
+
+
 def model_from_checkpoint(ckpt: dict[str, Any], build_model: Callable[..., nn.Module]) -> nn.Module:
     """Rebuild the model from the checkpoint alone (name, kwargs, class count) and load its weights strictly, in eval mode."""
     for key in ("model_name", "class_names"):

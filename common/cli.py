@@ -67,6 +67,10 @@ def check_args(args: argparse.Namespace) -> None:
             raise UserError(f"{flag} must be at least 1, got {value}")
     if not args.lr > 0:
         raise UserError(f"--lr must be positive, got {args.lr}")
+    if getattr(args, "weight_decay", 0) < 0:  # the folders that have these flags
+        raise UserError(f"--weight-decay must be >= 0, got {args.weight_decay}")
+    if not 0 <= getattr(args, "momentum", 0) < 1:
+        raise UserError(f"--momentum must be in [0, 1), got {args.momentum}")
     if args.workers is not None and args.workers < 0:
         raise UserError(f"--workers must be >= 0, got {args.workers}")
     if args.data_path.exists() and not args.data_path.is_dir():

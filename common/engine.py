@@ -21,7 +21,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from . import distributed, schedule
-from .checkpoint import plain, save_checkpoint, unwrap
+from .checkpoint import plain, save_checkpoint, state_dict_mismatch, unwrap
 from .errors import Interrupted, UserError
 from .runtime import Runtime, prepare_output, seed_everything
 
@@ -141,15 +141,20 @@ RESUMABLE_ARGS = {"epochs", "resume", "overwrite", "output_dir", "device", "work
 
 
 def check_resumable(ckpt: dict[str, Any], meta: Meta, args: argparse.Namespace) -> None:
-    """A checkpoint continues only the run it came from: same model (name, constructor kwargs), classes and
-    preprocessing. A mismatch is a `UserError` naming the flags that differ, not weights saved under another label
-    (04 `--model gridding` resumed from an hdc run has the same tensor shapes and would load)."""
+    """A checkpoint continues only the run it came from (same model name, constructor kwargs, classes and
+    preprocessing) and only while epochs remain. A mismatch is a `UserError` naming the flags that differ, not weights
+    saved under another label (04 `--model gridding` resumed from an hdc run has the same tensor shapes and would
+    load). `fit` calls it; a folder that writes files of its own before `fit` calls it first."""
     stored = {"model": ckpt.get("model_name"), "model_kwargs": ckpt.get("model_kwargs", {}),
               "class_names": ckpt.get("class_names"), "preprocess": ckpt.get("preprocess", {})}
     current = {"model": meta.model_name, "model_kwargs": plain(meta.model_kwargs), "class_names": list(meta.class_names),
                "preprocess": plain(meta.preprocess)}
     differ = [key for key in stored if stored[key] != current[key]]
     if not differ:
+        finished = int(ckpt.get("epoch", -1)) + 1
+        if finished >= args.epochs:
+            raise UserError(f"--resume {args.resume} already finished epoch {finished} of {args.epochs}; "
+                            f"pass a larger --epochs to continue")
         return
     old_args, new_args = ckpt.get("args", {}), plain(vars(args))
     flags = [f"--{k.replace('_', '-')} {new_args[k]} (was {old_args[k]})" for k in sorted(set(old_args) & set(new_args))
@@ -168,6 +173,10 @@ def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Opti
     fresh = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
     try:
         model.load_state_dict(ckpt["model"])
+    except (KeyError, RuntimeError) as exc:
+        details = state_dict_mismatch(model, ckpt["model"]) if isinstance(ckpt.get("model"), dict) else str(exc)
+        raise UserError(f"--resume {path} does not fit this model ({details})") from None
+    try:
         optimizer.load_state_dict(ckpt["optimizer"])
         for group, hyper in zip(optimizer.param_groups, fresh):
             group.update(hyper)
@@ -175,7 +184,7 @@ def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Opti
             scaler.load_state_dict(ckpt["scaler"])
         return int(ckpt["epoch"]) + 1, float(ckpt["best_metric"])
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:
-        raise UserError(f"--resume {path} does not fit this model/optimizer "
+        raise UserError(f"--resume {path} does not fit this optimizer "
                         f"({str(exc).strip().splitlines()[0][:160]})") from None
 
 
@@ -198,9 +207,6 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
     if rt.resume is not None:
         check_resumable(rt.resume, meta, args)
         start_epoch, best = _restore(rt.resume, model, optimizer, scaler, args.resume)
-        if start_epoch >= args.epochs:
-            raise UserError(f"--resume {args.resume} already finished epoch {start_epoch} of {args.epochs}; "
-                            f"pass a larger --epochs to continue")
         if scheduler is not None:  # the curve comes from the current flags, only the position from the checkpoint
             position = start_epoch * (steps_per_epoch if scheduler_interval == "step" else 1)
             schedule.resume(scheduler, rt.resume.get("scheduler"), position, rt.resume.get("schedule") == length)

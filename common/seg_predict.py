@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .cli import resolve_device
+from .cli import ensure_writable_dir, resolve_device
 from .errors import UserError
 from .images import READ_NOTE, ImageReadError, open_image
 from .palette import to_palette_image, voc_palette
@@ -89,10 +89,11 @@ def run(args: argparse.Namespace, build_model: Callable[..., nn.Module], postpro
     if duplicates:
         raise UserError(f"several inputs are named {duplicates[0]!r}; their outputs would overwrite each other")
     device = resolve_device(args.device)
+    out_dir = output_dir(args)
+    ensure_writable_dir(out_dir)
     model, classes, preprocess = load_for_prediction(args.checkpoint, build_model)
     model.to(device)
     mean, std = preprocess.get("mean") or MEAN, preprocess.get("std") or STD
-    out_dir = output_dir(args)
     out_dir.mkdir(parents=True, exist_ok=True)
     failed = 0
     for path in args.images:

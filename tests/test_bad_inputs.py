@@ -127,3 +127,95 @@ def test_resume_refuses_a_changed_architecture_and_names_the_flag(tmp_path):
     resumed = torch.load(last, weights_only=True)
     assert resumed["epoch"] == 1 and resumed["args"]["lr"] == 0.003
     assert resumed["optimizer"]["param_groups"][0]["initial_lr"] == 0.003  # the flag's LR ran, not the checkpoint's
+
+
+def fcn_checkpoint(path: Path) -> Path:
+    model = load("06_fcn").build_model("fcn32s", num_classes=2, backbone="light")
+    torch.save({"model": model.state_dict(), "model_name": "fcn32s", "model_kwargs": {"backbone": "light"},
+                "class_names": ["background", "thing"], "preprocess": {}}, path)
+    return path
+
+
+@pytest.mark.parametrize("folder", ["04_dilated_conv", "06_fcn", "07_deeplab"])
+def test_segmentation_predict_output_dir_under_a_file(folder, tmp_path):
+    (tmp_path / "file").write_text("x")
+    Image.new("RGB", (20, 20)).save(tmp_path / "a.png")
+    with pytest.raises(UserError, match=rf"^--output-dir {tmp_path / 'file' / 'out'} is not writable \({tmp_path / 'file'} "
+                                        r"is a file\)$"):
+        load(folder, "predict").main([str(tmp_path / "no-checkpoint-needed.pth"), str(tmp_path / "a.png"),
+                                      "--output-dir", str(tmp_path / "file" / "out")])  # refused before the checkpoint
+
+
+def test_02_predict_logdir_under_a_file_and_a_sheet_that_is_a_folder(tmp_path):
+    predict = load("02_tensorboard_transforms", "predict")
+    Image.new("RGB", (40, 40)).save(tmp_path / "a.png")
+    (tmp_path / "file").write_text("x")
+    base = [str(tmp_path / "a.png"), "--crop-size", "16", "--crops", "1"]
+    with pytest.raises(UserError, match=r"^--logdir \S+file/tb is not writable \(\S+file is a file\)$"):
+        predict.main([*base, "--logdir", str(tmp_path / "file" / "tb")])
+    with pytest.raises(UserError, match=rf"^--sheet {tmp_path} is a folder; give a .png file name$"):
+        predict.main([*base, "--logdir", str(tmp_path / "tb"), "--sheet", str(tmp_path)])
+    assert not (tmp_path / "tb").exists()
+
+
+@pytest.mark.parametrize("folder, argv, message", [
+    ("06_fcn", ["--weight-decay", "-1"], "--weight-decay must be >= 0, got -1.0"),
+    ("08_transfer", ["--method", "scratch", "--momentum", "-0.1"], r"--momentum must be in \[0, 1\), got -0.1"),
+    ("08_transfer", ["--method", "scratch", "--momentum", "1"], r"--momentum must be in \[0, 1\), got 1.0"),
+    ("02_tensorboard_transforms", ["--image-size", "100000"], "--image-size must be between 8 and 1024, got 100000"),
+    ("07_deeplab", ["-b", "0"], "--batch-size must be at least 1, got 0"),  # was "--batch-size 1 cannot train"
+])
+def test_impossible_flag_values(folder, argv, message, tmp_path):
+    with pytest.raises(UserError, match=rf"^{message}$"):
+        load(folder, "train").main([*argv, "--data", "synthetic", "--output-dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+def test_08_feature_cache_that_is_a_file_is_refused_before_extraction(tmp_path):
+    (tmp_path / "cache").write_text("x")
+    with pytest.raises(UserError, match=r"^--feature-cache \S+cache is not writable \(\S+cache is a file\)$"):
+        load("08_transfer", "train").main(["--method", "features", "--weights", str(tmp_path / "w.pth"),
+                                           "--feature-cache", str(tmp_path / "cache"), "--output-dir",
+                                           str(tmp_path / "out")])
+
+
+def test_01_label_files_that_are_not_text_or_not_in_a_folder(tmp_path):
+    dataset, make_labels = load("01_dataset", "dataset"), load("01_dataset", "make_labels")
+    (tmp_path / "ants_image").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "ants_image" / "a.jpg")
+    (tmp_path / "ants_label").mkdir()
+    (tmp_path / "ants_label" / "a.txt").write_bytes("fourmis é".encode("latin-1"))
+    for build in (lambda: dataset.LabelFileData(tmp_path, "ants_image", "ants_label"),
+                  lambda: make_labels.make_labels(tmp_path, log=None)):
+        with pytest.raises(UserError, match=r"ants_label/a.txt is not UTF-8 text \(byte 0xe9 at position 8\); save it "
+                                            "as UTF-8$"):
+            build()
+    (tmp_path / "ants_label" / "a.txt").unlink()
+    (tmp_path / "ants_label").rmdir()
+    (tmp_path / "ants_label").write_text("not a folder")
+    for build in (lambda: dataset.LabelFileData(tmp_path, "ants_image", "ants_label"),
+                  lambda: make_labels.make_labels(tmp_path, log=None)):
+        with pytest.raises(UserError, match=r"ants_label is a file, not a folder of <stem>.txt label files$"):
+            build()
+
+
+def test_02_refuses_a_finished_resume_before_writing_an_event_file(tmp_path):
+    train = load("02_tensorboard_transforms", "train")
+    fast = ["--data", "synthetic", "--synthetic-size", "16", "-b", "8", "--epochs", "1", "--output-dir",
+            str(tmp_path / "run")]
+    train.main(fast)
+    events = sorted((tmp_path / "run").glob("events.out.tfevents.*"))
+    with pytest.raises(UserError, match=r"already finished epoch 1 of 1; pass a larger --epochs"):
+        train.main([*fast, "--resume", str(tmp_path / "run" / "last.pth")])
+    assert sorted((tmp_path / "run").glob("events.out.tfevents.*")) == events
+
+
+def test_a_resume_that_does_not_fit_names_the_weights(tmp_path):
+    from torch import nn
+
+    from common import checkpoint
+
+    state = {"weight": torch.zeros(5, 4), "bias": torch.zeros(5), "extra": torch.zeros(1)}
+    assert checkpoint.state_dict_mismatch(nn.Linear(4, 3), state) == (
+        "unexpected 1: extra; shape-mismatched 2: weight [5, 4] vs [3, 4], bias [5] vs [3]")
+    assert checkpoint.state_dict_mismatch(nn.Sequential(*[nn.Linear(1, 1)] * 2), {}) == "missing 4: 0.weight, 0.bias, 1.weight, ..."
