@@ -219,3 +219,22 @@ def test_a_resume_that_does_not_fit_names_the_weights(tmp_path):
     assert checkpoint.state_dict_mismatch(nn.Linear(4, 3), state) == (
         "unexpected 1: extra; shape-mismatched 2: weight [5, 4] vs [3, 4], bias [5] vs [3]")
     assert checkpoint.state_dict_mismatch(nn.Sequential(*[nn.Linear(1, 1)] * 2), {}) == "missing 4: 0.weight, 0.bias, 1.weight, ..."
+
+
+def test_a_decompression_bomb_in_a_predict_list_is_reported_and_the_rest_predicted(tmp_path, capsys):
+    """A 14000×14000 1-bit PNG (24 kB on disk, 196 MP) is over PIL's bomb limit: named like any unreadable image."""
+    bomb, good = tmp_path / "bomb.png", tmp_path / "good.png"
+    Image.new("1", (14000, 14000)).save(bomb)
+    Image.new("RGB", (30, 30), (200, 0, 0)).save(good)
+    ckpt = fcn_checkpoint(tmp_path / "fcn.pth")
+    assert load("06_fcn", "predict").main([str(ckpt), str(bomb), str(good), "--output-dir", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert f"{bomb}: error: cannot read image (DecompressionBombError: Image size (196000000 pixels) exceeds" in err
+    assert (tmp_path / "o" / "good_mask.png").is_file() and not (tmp_path / "o" / "bomb_mask.png").exists()
+    model = load("03_cifar_train").build_model("tudui", num_classes=2)
+    torch.save({"model": model.state_dict(), "model_name": "tudui", "class_names": ["a", "b"],
+                "preprocess": {"resize": [32, 32]}}, tmp_path / "c.pth")
+    assert load("03_cifar_train", "predict").main([str(tmp_path / "c.pth"), str(bomb), str(good)]) == 1
+    captured = capsys.readouterr()
+    assert f"{bomb}: error: cannot read image (DecompressionBombError" in captured.err
+    assert captured.out.startswith(f"{good}: ")

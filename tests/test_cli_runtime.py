@@ -141,3 +141,36 @@ def test_seed_everything_seeds_python_numpy_and_torch():
     runtime.seed_everything(4)
     assert draws[0] != random.random()
     runtime.seed_everything(2 ** 33 + 3)  # numpy takes 32 bits: the seed is reduced, not refused
+
+
+def test_under_torchrun_a_bad_flag_is_one_line_and_exit_code_2(tmp_path):
+    """2 CPU ranks (gloo): rank 0 prints the one `error:` line and exits 2 first (torchrun's root cause); rank 1 waits
+    its grace period, and torchrun stops it."""
+    import subprocess
+    import sys
+
+    from util import ROOT
+
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           str(ROOT / "03_cifar_train" / "train.py"), "--data", "synthetic", "--epochs", "0",
+                           "--output-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    lines = [line for line in done.stderr.splitlines() if "error: " in line]
+    assert lines == ["error: --epochs must be at least 1, got 0"], done.stderr
+    root_cause = done.stderr.split("Root Cause")[1]
+    assert "rank      : 0" in root_cause and "exitcode  : 2" in root_cause
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_rank_other_than_0_prints_its_own_error_after_the_grace_period(monkeypatch, capsys):
+    from common import errors
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr(errors, "RANK_GRACE_S", 0)
+    for exc, code, line in [(UserError("bad shard"), 2, "rank 1: error: bad shard\n"),
+                            (FloatingPointError("loss is nan"), 1, "\nrank 1: error: loss is nan\n")]:
+        def fail(exc=exc):
+            raise exc
+
+        with pytest.raises(SystemExit) as exited:
+            errors.cli_main(fail)
+        assert exited.value.code == code and capsys.readouterr().err == line
