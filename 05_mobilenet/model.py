@@ -116,12 +116,11 @@ class MobileNetV2(nn.Module):
 
 
 def _init_weights(model: nn.Module) -> None:
-    """torchvision's MobileNet initialisation (Kaiming fan-out convs, unit BN, small normal FC)."""
+    """torchvision's MobileNet initialisation (Kaiming fan-out convs, unit BN, small normal FC). No conv here has a
+    bias (BN follows each), so torchvision's zeroing of conv biases has nothing to do."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)

@@ -158,6 +158,21 @@ def light_vgg_classifier_file(path) -> tuple[dict, dict]:
     return source, net.state_dict()
 
 
+def test_backbone_state_dict_convolutionalizes_only_a_whole_vgg_classifier() -> None:
+    """fc6/fc7 are converted only when both classifier Linear layers are there, 2-D, with 49 = 7·7 columns per
+    channel; a features-only file, or one with a single classifier layer, passes its features through untouched."""
+    net = fcn.build_model("fcn32s", 2, backbone="light")
+    features = {f"features.{k}": v for k, v in net.features.state_dict().items()}
+    assert fcn.backbone_state_dict(features) == features
+    one_layer = {**features, "classifier.0.weight": torch.randn(512, 64 * 49)}
+    assert fcn.backbone_state_dict(one_layer) == features  # not half-converted, no KeyError
+    odd = {**features, "classifier.0.weight": torch.randn(512, 50), "classifier.3.weight": torch.randn(512, 512)}
+    assert fcn.backbone_state_dict(odd) == features  # 50 columns are no 7×7 map: left alone
+    whole = {**one_layer, "classifier.0.bias": torch.randn(512), "classifier.3.weight": torch.randn(512, 512),
+             "classifier.3.bias": torch.randn(512)}
+    assert fcn.backbone_state_dict(whole)["fc.0.weight"].shape == (512, 64, 7, 7)
+
+
 def test_backbone_from_a_local_torchvision_format_file(tmp_path) -> None:
     """Offline: --weights-backbone FILE; conv layers by name, fc6/fc7 convolutionalized, the score layers untouched."""
     source, _ = light_vgg_classifier_file(tmp_path / "vgg.pth")
