@@ -238,3 +238,29 @@ def test_a_decompression_bomb_in_a_predict_list_is_reported_and_the_rest_predict
     captured = capsys.readouterr()
     assert f"{bomb}: error: cannot read image (DecompressionBombError" in captured.err
     assert captured.out.startswith(f"{good}: ")
+
+
+ALL_TRAINERS = ["01_dataset", "02_tensorboard_transforms", "03_cifar_train", "04_dilated_conv", "05_mobilenet",
+                "06_fcn", "07_deeplab", "08_transfer", "09_googlenet"]
+
+
+@pytest.mark.parametrize("folder", ALL_TRAINERS)
+def test_a_text_file_as_resume_or_checkpoint_is_one_line_in_every_folder(folder, tmp_path):
+    """torch.load said `KeyError: 101` for a text file (all 9 folders): now one line naming the file, before any data is
+    read or anything written."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello world\n")
+    message = rf"^{notes} is not a PyTorch file \(neither a zip archive nor a pickle; it starts with b'hell'\)$"
+    with pytest.raises(UserError, match=message):
+        load(folder, "train").main(["--data", "synthetic", "--resume", str(notes), "--output-dir", str(tmp_path / "o"),
+                                    *NEEDS.get(folder, [])])
+    assert not (tmp_path / "o").exists()
+    Image.new("RGB", (32, 32)).save(tmp_path / "a.png")
+    if folder == "02_tensorboard_transforms":  # its predict.py is the transforms demo; --checkpoint classifies too
+        argv = [str(tmp_path / "a.png"), "--checkpoint", str(notes), "--crop-size", "16", "--logdir", str(tmp_path)]
+    else:
+        argv = [str(notes), str(tmp_path / "a.png")]
+        if folder in SEG_TRAINERS:
+            argv += ["--output-dir", str(tmp_path / "p")]
+    with pytest.raises(UserError, match=message):
+        load(folder, "predict").main(argv)
