@@ -36,11 +36,12 @@ def run(folder: str, data: Path, out: Path, *extra: str):
 
 
 @pytest.mark.parametrize("folder", IMAGEFOLDER_TRAINERS)
-@pytest.mark.parametrize("bad", ["truncated", "text", "empty"])
+@pytest.mark.parametrize("bad", ["truncated", "text", "empty", "bomb"])
 def test_a_bad_image_in_an_imagefolder_set_is_named_before_training(folder, bad, tmp_path):
     data = write_folder_set(tmp_path / "data")
-    path = data / "val" / "bees" / "x.jpg"
-    {"truncated": truncated_jpeg, "text": lambda p: p.write_text("<html>"), "empty": lambda p: p.write_bytes(b"")}[bad](path)
+    path = data / "val" / "bees" / ("x.png" if bad == "bomb" else "x.jpg")
+    {"truncated": truncated_jpeg, "text": lambda p: p.write_text("<html>"), "empty": lambda p: p.write_bytes(b""),
+     "bomb": lambda p: Image.new("1", (14000, 14000)).save(p)}[bad](path)  # 196 MP in 24 kB
     with pytest.raises(UserError, match=rf"^{path} is not a readable image \(.+\); remove it or pass --skip-bad$"):
         run(folder, data, tmp_path / "out")
     assert not (tmp_path / "out").exists()
