@@ -7,7 +7,7 @@ from PIL import Image
 
 from common.errors import UserError
 from common.runtime import Runtime
-from util import load
+from util import leaf_layers, load
 
 
 @pytest.fixture(scope="module")
@@ -193,20 +193,6 @@ def test_imagefolder_layout_and_missing_data(train, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------ model.py
-def leaf_layers(model):
-    """(name, type, defining arguments) of every leaf module in registration order; a conv or linear also says whether
-    it has a bias. ReLU's `inplace` is left out: it changes memory use, not results."""
-    args = {torch.nn.Conv2d: ("in_channels", "out_channels", "kernel_size", "stride", "padding", "groups"),
-            torch.nn.BatchNorm2d: ("num_features",), torch.nn.ReLU: (), torch.nn.MaxPool2d: ("kernel_size", "stride"),
-            torch.nn.AdaptiveAvgPool2d: ("output_size",), torch.nn.Linear: ("in_features", "out_features")}
-    rows = []
-    for name, m in model.named_modules():
-        if not any(m.children()):
-            row = (name, type(m).__name__, *(getattr(m, a) for a in args[type(m)]))
-            rows.append(row + ((m.bias is not None,) if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) else ()))
-    return rows
-
-
 def test_small_cnn_layers_defaults_and_build_model():
     """Three conv 3×3 (padding 1, no bias: BatchNorm has one) → BN → ReLU → 2×2 max-pool stages of width 16, 32, 64,
     a global average pool and one linear layer; 2 classes (ants, bees) by default."""

@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import HISTOGRAMS, I
 
 from common.errors import UserError
 from common.predict import preprocess_transform
-from util import load
+from util import leaf_layers, load
 
 
 @pytest.fixture(scope="module")
@@ -168,21 +168,6 @@ def test_train_logs_scalars_inputs_graph_and_weights(train, predict, tmp_path, c
 
 
 # ------------------------------------------------------------------------------------------------------ model.py
-def leaf_layers(model):
-    """(name, type, defining arguments) of every leaf module in registration order; a conv or linear also says whether
-    it has a bias. ReLU's `inplace` is left out: it changes memory use, not results."""
-    args = {torch.nn.Conv2d: ("in_channels", "out_channels", "kernel_size", "stride", "padding", "groups"),
-            torch.nn.BatchNorm2d: ("num_features",), torch.nn.ReLU: (), torch.nn.MaxPool2d: ("kernel_size", "stride"),
-            torch.nn.AdaptiveAvgPool2d: ("output_size",), torch.nn.Dropout: ("p",),
-            torch.nn.Linear: ("in_features", "out_features")}
-    rows = []
-    for name, m in model.named_modules():
-        if not any(m.children()):
-            row = (name, type(m).__name__, *(getattr(m, a) for a in args[type(m)]))
-            rows.append(row + ((m.bias is not None,) if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) else ()))
-    return rows
-
-
 def test_convnet_layers_defaults_and_build_model():
     """Two stages of two conv 3×3 (padding 1, no bias) → BN → ReLU pairs and a 2×2 max-pool, widths 32 and 64, then
     global average pool, dropout 0.2 and one linear layer; 10 classes by default, named blocks for the Graphs tab."""
