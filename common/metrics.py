@@ -95,3 +95,75 @@ class ConfusionMatrix:
         total = mat.sum()
         return {"pixel_accuracy": (tp.sum() / total).item() if total > 0 else math.nan,
                 "miou": iou.nanmean().item(), "iou": iou.tolist()}
+
+
+def inner_boundary(masks: torch.Tensor, width: int) -> torch.Tensor:
+    """N×C×H×W bool masks → the pixels of each mask within `width` px (Chebyshev distance) of a pixel outside it: the
+    mask minus its erosion by a (2·width+1)² square. Outside the image counts as inside the mask, so the image border
+    is no contour (max-pooling pads with -inf)."""
+    eroded = -F.max_pool2d(-masks.float(), 2 * width + 1, stride=1, padding=width)
+    return masks & (eroded < 0.5)
+
+
+class BoundaryIoU:
+    """Boundary IoU (Cheng et al., CVPR 2021) per class, mean over classes: IoU of the label's and the prediction's
+    inner boundary bands of `width` px. mIoU is dominated by object interiors; this measures what skip connections, a
+    decoder or a CRF change, the edges. Void pixels (255) do not count, as in `ConfusionMatrix`."""
+
+    primary = "boundary_iou"
+
+    def __init__(self, num_classes: int, width: int = 2) -> None:
+        self.num_classes, self.width = num_classes, width
+        self.reset()
+
+    def reset(self) -> None:
+        self.counts: torch.Tensor | None = None  # 2×C: intersections, unions
+
+    def update(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        """`output`: N×C×h×w logits (upsampled to the label first) or N×H×W class indices; `target`: N×H×W labels."""
+        if output.dim() == 4:
+            if output.shape[-2:] != target.shape[-2:]:
+                output = F.interpolate(output.float(), size=target.shape[-2:], mode="bilinear", align_corners=False)
+            output = output.argmax(1)
+        classes = torch.arange(self.num_classes, device=target.device).view(1, -1, 1, 1)
+        valid = ((target >= 0) & (target < self.num_classes))[:, None]
+        label = inner_boundary(target[:, None] == classes, self.width) & valid
+        pred = inner_boundary(output[:, None] == classes, self.width) & valid
+        counts = torch.stack([(label & pred).sum((0, 2, 3)), (label | pred).sum((0, 2, 3))])
+        self.counts = counts if self.counts is None else self.counts + counts
+
+    def reduce(self) -> None:
+        if self.counts is not None:
+            all_reduce_sum_(self.counts)
+
+    def compute(self) -> dict[str, float | list[float]]:
+        """A class with no boundary pixel in label or prediction has nan and is left out of the mean."""
+        if self.counts is None:
+            return {"boundary_iou": math.nan, "boundary_iou_per_class": [math.nan] * self.num_classes}
+        inter, union = self.counts.double()
+        per_class = torch.where(union > 0, inter / union.clamp(min=1), torch.full_like(inter, math.nan))
+        return {"boundary_iou": per_class.nanmean().item(), "boundary_iou_per_class": per_class.tolist()}
+
+
+class MetricSet:
+    """Several metrics as one (what `engine.fit` takes): every call goes to each; `compute` merges their dicts; the
+    first metric's `primary` picks best.pth."""
+
+    def __init__(self, *metrics) -> None:
+        self.metrics = metrics
+        self.primary = metrics[0].primary
+
+    def reset(self) -> None:
+        for m in self.metrics:
+            m.reset()
+
+    def update(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        for m in self.metrics:
+            m.update(output, target)
+
+    def reduce(self) -> None:
+        for m in self.metrics:
+            m.reduce()
+
+    def compute(self) -> dict:
+        return {k: v for m in self.metrics for k, v in m.compute().items()}

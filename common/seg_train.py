@@ -1,5 +1,5 @@
 """The segmentation training recipe shared by 04_dilated_conv, 06_fcn and 07_deeplab: data → loaders, then SGD (momentum
-0.9) with poly LR stepped per iteration, cross-entropy ignoring 255, mIoU each epoch, and checkpoints predict.py can use.
+0.9) with poly LR stepped per iteration, cross-entropy ignoring 255, mIoU and boundary IoU each epoch, and checkpoints predict.py can use.
 """
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ def fit_segmentation(model: nn.Module, train_loader: Any, val_loader: Any, *, ar
                      classes: list[str], model_name: str, model_kwargs: dict[str, Any], crop_size: int,
                      criterion: Callable | None = None) -> dict[str, Any]:
     """Train with the FCN/DeepLab recipe: SGD momentum 0.9 + `--weight-decay`, poly LR (power 0.9, short warmup) per
-    iteration, `criterion` (default: cross-entropy with ignore_index=255), ConfusionMatrix → mIoU picks best.pth."""
+    iteration, `criterion` (default: cross-entropy with ignore_index=255), ConfusionMatrix → mIoU picks best.pth;
+    boundary IoU (2 px) is logged beside it."""
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
     steps = args.epochs * min(len(train_loader), args.limit_batches or len(train_loader))
     scheduler = schedule.poly_lr(optimizer, total_steps=steps)
@@ -64,5 +65,6 @@ def fit_segmentation(model: nn.Module, train_loader: Any, val_loader: Any, *, ar
                        extra={"crop_size": crop_size})
     criterion = criterion or nn.CrossEntropyLoss(ignore_index=segmentation.IGNORE_INDEX)
     return engine.fit(model, criterion, optimizer, train_loader, val_loader, args=args, rt=rt,
-                      metric=metrics.ConfusionMatrix(len(classes)), meta=meta, scheduler=scheduler,
+                      metric=metrics.MetricSet(metrics.ConfusionMatrix(len(classes)), metrics.BoundaryIoU(len(classes))),
+                      meta=meta, scheduler=scheduler,
                       scheduler_interval="step")

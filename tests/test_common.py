@@ -557,3 +557,71 @@ def test_stale_temp_files_of_killed_saves_are_removed_and_nothing_else(tmp_path)
     fd, name = __import__("tempfile").mkstemp(dir=tmp_path, prefix=".last.pth.", suffix=".tmp")  # the real pattern
     os.close(fd)
     assert checkpoint.remove_stale_temp_files(tmp_path) == [Path(name)]
+
+
+def square(rows: range, cols: range, size: int = 6) -> torch.Tensor:
+    mask = torch.zeros(size, size, dtype=torch.long)
+    mask[rows.start:rows.stop, cols.start:cols.stop] = 1
+    return mask
+
+
+def test_boundary_iou_by_hand():
+    """Label: a 4×4 square at rows/cols 1–4 of a 6×6 image; prediction: the same square one column right (cols 2–5,
+    touching the image border, which is no contour). Width 1 (the 3×3 neighbourhood):
+    class 1: label band 12 px (16 − 4 interior), prediction band 10 px (its interior rows 2–3 × cols 3–5 reaches the
+    border), shared rows 1 and 4 × cols 2–4 = 6 → 6 / (12 + 10 − 6) = 0.375;
+    class 0: every one of the 20 label-background pixels touches the square; the predicted background's column 0 does
+    not touch the predicted square (6 px interior), so its band is 14 px, 10 of them label background → 10 / 24."""
+    target, pred = square(range(1, 5), range(1, 5))[None], square(range(1, 5), range(2, 6))[None]
+    metric = metrics.BoundaryIoU(2, width=1)
+    metric.update(pred, target)
+    result = metric.compute()
+    assert result["boundary_iou_per_class"] == pytest.approx([10 / 24, 6 / 16])
+    assert result["boundary_iou"] == pytest.approx((10 / 24 + 6 / 16) / 2)
+    metric.reset()
+    metric.update(target, target)
+    assert metric.compute()["boundary_iou"] == 1.0
+    assert metrics.BoundaryIoU(2).compute()["boundary_iou"] != metrics.BoundaryIoU(2).compute()["boundary_iou"]  # nan
+
+
+def brute_force_band(mask: np.ndarray, width: int) -> np.ndarray:
+    """The definition, pixel by pixel: in the mask, and some in-image pixel within Chebyshev distance `width` is not."""
+    h, w = mask.shape
+    band = np.zeros_like(mask)
+    for y in range(h):
+        for x in range(w):
+            window = mask[max(0, y - width):y + width + 1, max(0, x - width):x + width + 1]
+            band[y, x] = mask[y, x] and not window.all()
+    return band
+
+
+@pytest.mark.parametrize("width", [1, 2, 3])
+def test_boundary_iou_matches_the_definition_on_random_maps_with_void(width):
+    g = torch.Generator().manual_seed(width)
+    target = F.interpolate(torch.randint(0, 3, (2, 1, 4, 5), generator=g).float(), size=(17, 19)).long()[:, 0]
+    target[:, 3:5, 6:9] = 255  # void: counts for nobody
+    pred = F.interpolate(torch.randint(0, 3, (2, 1, 3, 6), generator=g).float(), size=(17, 19)).long()[:, 0]
+    logits = F.one_hot(pred, 3).permute(0, 3, 1, 2).float()
+    metric = metrics.BoundaryIoU(3, width=width)
+    metric.update(logits[:1], target[:1])
+    metric.update(logits[1:], target[1:])  # accumulates over batches
+    inter, union = np.zeros(3), np.zeros(3)
+    for t, p in zip(target.numpy(), pred.numpy()):
+        valid = t != 255
+        for c in range(3):
+            a, b = brute_force_band(t == c, width) & valid, brute_force_band(p == c, width) & valid
+            inter[c] += (a & b).sum()
+            union[c] += (a | b).sum()
+    assert metric.compute()["boundary_iou_per_class"] == pytest.approx((inter / union).tolist())
+
+
+def test_metric_set_merges_and_takes_the_first_primary():
+    both = metrics.MetricSet(metrics.ConfusionMatrix(2), metrics.BoundaryIoU(2, width=1))
+    target = square(range(1, 5), range(1, 5))[None]
+    both.update(square(range(1, 5), range(2, 6))[None], target)
+    both.reduce()
+    result = both.compute()
+    assert both.primary == "miou" and result["boundary_iou"] == pytest.approx((10 / 24 + 6 / 16) / 2)
+    assert result["miou"] == pytest.approx((16 / 24 + 12 / 20) / 2)  # class 0: 16 of 24; class 1: 12 of 20
+    both.reset()
+    assert math.isnan(both.compute()["miou"]) and math.isnan(both.compute()["boundary_iou"])
