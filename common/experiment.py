@@ -1,0 +1,123 @@
+"""Seeds × variants → one markdown table of mean ± sd and one PNG: the runner behind every folder's `compare.py`.
+
+A variant is a name and the flags it adds to the folder's `train.main`; every variant gets the same base flags (the
+same budget), each seed its own `--seed` and output folder. The table says what ran: the exact command, the machine,
+the date and the wall time, so a README table is reproduced by the command printed above it.
+
+    rows = experiment.run(train.main, [Variant("32s", ["--model", "fcn32s"]), ...], seeds=[0, 1, 2],
+                          base=["--data", "synthetic", "--epochs", "8"], output_dir=Path("runs/06_fcn/compare"))
+    print(experiment.table(rows, {"miou": "mIoU", "boundary_iou": "boundary IoU"}))
+    experiment.plot(rows, "miou", "mIoU", Path("06_fcn/assets/compare.png"), title="FCN skips")
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+@dataclass
+class Variant:
+    """A name and the flags it adds to the shared base flags. `{seed}` and `{root}` (the experiment's output folder)
+    in a flag are filled in per run, so a stage can start from an earlier variant's checkpoint of the same seed:
+    `Variant("16s", ["--model", "fcn16s", "--weights", "{root}/32s/seed{seed}/last.pth"])` (the FCN paper's staged
+    training)."""
+    name: str
+    argv: list[str] = field(default_factory=list)
+
+    def flags(self, seed: int, root: Path) -> list[str]:
+        return [a.format(seed=seed, root=root) for a in self.argv]
+
+
+def run(train_main: Callable[[list[str]], dict[str, Any]], variants: Sequence[Variant], seeds: Sequence[int],
+        base: Sequence[str], output_dir: Path, log: Callable[[str], None] | None = print) -> list[dict[str, Any]]:
+    """Train every variant with every seed, in the order given (variants first); one row per run: variant, seed, the
+    final epoch's metrics, seconds."""
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names) or not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"variants and seeds must be distinct and non-empty, got {names} and {list(seeds)}")
+    rows = []
+    for variant in variants:
+        for seed in seeds:
+            start = time.perf_counter()
+            summary = train_main([*base, *variant.flags(seed, Path(output_dir)), "--seed", str(seed),
+                                  "--output-dir", str(Path(output_dir) / variant.name / f"seed{seed}"), "--overwrite"])
+            rows.append({"variant": variant.name, "seed": seed, **summary["metrics"],
+                         "seconds": time.perf_counter() - start})
+            if log is not None:
+                log(f"{variant.name} seed {seed}: " + ", ".join(
+                    f"{k} {v:.4f}" for k, v in summary["metrics"].items() if isinstance(v, float)))
+    return rows
+
+
+def mean_sd(values: Sequence[float]) -> str:
+    """`0.412 ± 0.013` (sample sd, n − 1), or the value alone for one run."""
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def summarise(rows: Sequence[dict[str, Any]], key: str) -> dict[str, list[float]]:
+    """{variant: [value per seed]} in the order the variants ran."""
+    out: dict[str, list[float]] = {}
+    for row in rows:
+        out.setdefault(row["variant"], []).append(float(row[key]))
+    return out
+
+
+def table(rows: Sequence[dict[str, Any]], columns: dict[str, str]) -> str:
+    """Markdown: a row per variant, `columns` ({metric key: header}) as mean ± sd over its seeds, then seeds and the
+    mean seconds per run."""
+    per = {key: summarise(rows, key) for key in [*columns, "seconds"]}
+    lines = ["| variant | " + " | ".join(columns.values()) + " | seeds | time / run |",
+             "| --- | " + " | ".join("---:" for _ in columns) + " | ---: | ---: |"]
+    for variant, seconds in per["seconds"].items():
+        cells = [mean_sd(per[key][variant]) for key in columns]
+        lines.append(f"| {variant} | " + " | ".join(cells) + f" | {len(seconds)} | {statistics.mean(seconds):.0f} s |")
+    return "\n".join(lines)
+
+
+def provenance(argv: Sequence[str], seconds: float) -> str:
+    """The line above a README table: the command that reproduces it, the machine, the date, the wall time."""
+    command = "python " + shlex.join([Path(sys.argv[0]).as_posix(), *argv])
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    return (f"`{command}` — {platform.machine()} with {os.cpu_count()} cores, {gpu}{load}, torch {torch.__version__}, "
+            f"{date.today().isoformat()}, wall time {seconds / 60:.1f} min")
+
+
+def plot(rows: Sequence[dict[str, Any]], key: str, label: str, path: Path, *, title: str) -> Path:
+    """Bar chart of `key` per variant (mean, error bar ± sd, every seed as a dot), titled and labelled, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    values = summarise(rows, key)
+    names = list(values)
+    means = [statistics.mean(v) for v in values.values()]
+    sds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values.values()]
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(names), 3.4), dpi=120)
+    ax.bar(names, means, yerr=sds, capsize=4, color="#7aa6d6", label="mean ± sd")
+    for i, v in enumerate(values.values()):
+        ax.scatter([i] * len(v), v, color="#1f3b5c", s=12, zorder=3, label="one seed" if i == 0 else None)
+    ax.set_title(title)
+    ax.set_xlabel("variant")
+    ax.set_ylabel(label)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
