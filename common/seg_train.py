@@ -14,14 +14,16 @@ from . import data, engine, metrics, schedule, segmentation
 from .errors import UserError
 from .runtime import Runtime
 
-SYNTHETIC_CROP_SIZE = 64
+SYNTHETIC_IMAGE_SIZE = 64  # tests keep it small; experiments that need field of view use 128-256
 
 
 def add_segmentation_args(parser: argparse.ArgumentParser, voc_crop_size: int) -> None:
     """The recipe's own flags: the training crop (VOC's default is the folder's paper value) and SGD weight decay."""
     parser.add_argument("--crop-size", type=int, default=None,
-                        help=f"training crop (default: {voc_crop_size} for VOC, {SYNTHETIC_CROP_SIZE} for synthetic; "
+                        help=f"training crop (default: {voc_crop_size} for VOC, --image-size for synthetic; "
                              "evaluation is at full size)")
+    parser.add_argument("--image-size", type=int, default=SYNTHETIC_IMAGE_SIZE,
+                        help="side of the synthetic images (default: %(default)s; VOC images keep their own size)")
     parser.add_argument("--weight-decay", type=float, default=1e-4, help="SGD weight decay (default: %(default)s)")
     parser.add_argument("--max-megapixels", type=float, default=segmentation.MAX_MEGAPIXELS,
                         help="refuse, before training, a data image larger than this: evaluation runs at full size "
@@ -29,9 +31,11 @@ def add_segmentation_args(parser: argparse.ArgumentParser, voc_crop_size: int) -
 
 
 def crop_size(args: argparse.Namespace, voc_crop_size: int) -> int:
-    """`--crop-size`, or the default for `--data`; below 1 is a `UserError`."""
-    size = args.crop_size if args.crop_size is not None else (voc_crop_size if args.data == "voc" else
-                                                              SYNTHETIC_CROP_SIZE)
+    """`--crop-size`, or the default for `--data` (the whole synthetic image); below 1 is a `UserError`, and so is a
+    synthetic `--image-size` below 8 or above 1024."""
+    if not 8 <= args.image_size <= 1024:
+        raise UserError(f"--image-size must be between 8 and 1024, got {args.image_size}")
+    size = args.crop_size if args.crop_size is not None else (voc_crop_size if args.data == "voc" else args.image_size)
     if size < 1:
         raise UserError(f"--crop-size must be at least 1, got {size}")
     if not args.max_megapixels > 0:
@@ -43,7 +47,7 @@ def segmentation_loaders(args: argparse.Namespace, rt: Runtime, crop_size: int, 
                          ) -> tuple[Any, Any, list[str]]:
     """(train loader, val loader, class names) for `--data voc|synthetic`: random-scale crops for training, full-size
     images for evaluation, batches padded with 255 where sizes differ."""
-    train_set, val_set, classes = segmentation.build_datasets(args, crop_size)
+    train_set, val_set, classes = segmentation.build_datasets(args, crop_size, image_size=args.image_size)
     if rt.is_main:
         print(f"train set: {len(train_set)} images, val set: {len(val_set)} images ({args.data}, {rt.device})")
     train_loader, val_loader = data.make_loaders(train_set, val_set, args, rt, collate_fn=segmentation.collate_pad,

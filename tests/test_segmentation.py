@@ -241,3 +241,32 @@ def test_a_data_image_above_the_pixel_cap_is_refused_before_training(tmp_path: P
                                         r"--max-megapixels 0\.0005: training and evaluation read images at full size"):
         segmentation.VOCSegmentationFiles(tmp_path, "train", None, max_megapixels=0.0005)
     assert len(segmentation.VOCSegmentationFiles(tmp_path, "train", None, max_megapixels=24 * 24 / 1e6)) == 2
+
+
+@pytest.mark.parametrize("folder, flags, model", [
+    ("04_dilated_conv", ["--width", "8", "--groups", "1"], None),
+    ("06_fcn", ["--backbone", "light", "--model", "fcn8s"], ("fcn8s", {"backbone": "light"})),
+    ("07_deeplab", ["--backbone", "resnet18", "--model", "deeplabv3plus"],
+     ("deeplabv3plus", {"backbone": "resnet18", "output_stride": 16})),
+])
+def test_image_size_sets_the_synthetic_images_and_the_output_follows(folder, flags, model, tmp_path) -> None:
+    """`--image-size` for 04/06/07: the synthetic images (and the default crop) are that size, and the model's scores
+    come back at the input's size."""
+    from common import seg_train
+    from util import load
+
+    args = load(folder, "train").get_args_parser().parse_args(["--data", "synthetic", "--image-size", "40",
+                                                               "--synthetic-size", "4", *flags])
+    crop = seg_train.crop_size(args, 321)
+    train, val, _ = segmentation.build_datasets(args, crop, image_size=args.image_size)
+    assert crop == 40 and train[0][0].shape == (3, 40, 40) and val[0][1].shape == (40, 40)
+    if model is None:  # 04: train a step and read the size back from a prediction
+        summary = load(folder, "train").main(["--data", "synthetic", "--image-size", "40", "--synthetic-size", "4",
+                                              "-b", "2", "--epochs", "1", "--output-dir", str(tmp_path), *flags])
+        assert 0 <= summary["metrics"]["miou"] <= 1
+        return
+    net = load(folder).build_model(model[0], num_classes=6, **model[1]).eval()
+    with torch.no_grad():
+        assert net(train[0][0][None]).shape == (1, 6, 40, 40)
+    with pytest.raises(UserError, match=r"^--image-size must be between 8 and 1024, got 4$"):
+        seg_train.crop_size(load(folder, "train").get_args_parser().parse_args(["--image-size", "4"]), 321)
