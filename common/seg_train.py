@@ -24,6 +24,9 @@ def add_segmentation_args(parser: argparse.ArgumentParser, voc_crop_size: int) -
                              "evaluation is at full size)")
     parser.add_argument("--image-size", type=int, default=SYNTHETIC_IMAGE_SIZE,
                         help="side of the synthetic images (default: %(default)s; VOC images keep their own size)")
+    parser.add_argument("--synthetic-task", default="shapes", choices=("shapes", "context"),
+                        help="synthetic data: shapes at several scales and thin bars, or those plus dot_a/dot_b, "
+                             "told apart only by markers 20-40 px away (needs --image-size >= 46; default: shapes)")
     parser.add_argument("--weight-decay", type=float, default=1e-4, help="SGD weight decay (default: %(default)s)")
     parser.add_argument("--max-megapixels", type=float, default=segmentation.MAX_MEGAPIXELS,
                         help="refuse, before training, a data image larger than this: evaluation runs at full size "

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from .errors import UserError
 from .files import removed_on_failure
 from .images import ImageReadError, check_images, open_image, open_mask, oriented_size
-from .synthetic import SyntheticSegmentation
+from .synthetic import SyntheticContext, SyntheticSegmentation
 
 IGNORE_INDEX = 255
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -197,9 +197,12 @@ def build_datasets(args: argparse.Namespace, crop_size: int, image_size: int = 6
     train_tf, val_tf = SegTrainTransform(crop_size), SegEvalTransform()
     if args.data == "synthetic":
         n = args.synthetic_size or 400
-        train = SyntheticSegmentation(size=n, image_size=image_size, seed=args.seed, split="train", transforms=train_tf)
-        val = SyntheticSegmentation(size=max(1, n // 4), image_size=image_size, seed=args.seed, split="val",
-                                    transforms=val_tf)
+        kind = SyntheticContext if getattr(args, "synthetic_task", "shapes") == "context" else SyntheticSegmentation
+        try:
+            train = kind(size=n, image_size=image_size, seed=args.seed, split="train", transforms=train_tf)
+        except ValueError as exc:
+            raise UserError(f"--synthetic-task context: {exc}; raise --image-size") from None
+        val = kind(size=max(1, n // 4), image_size=image_size, seed=args.seed, split="val", transforms=val_tf)
         return train, val, list(train.classes)
     if args.data == "voc":
         checks = dict(skip_bad=args.skip_bad, max_megapixels=args.max_megapixels)

@@ -127,6 +127,7 @@ class SyntheticSegmentation(Dataset):
         if not 2 <= num_classes <= len(self.CLASSES):
             raise ValueError(f"num_classes must be in [2, {len(self.CLASSES)}], got {num_classes}")
         self.classes = list(self.CLASSES[:num_classes])
+        self.num_shapes = num_classes  # background + the shape classes draw_objects paints
         self.size, self.image_size, self.seed, self.split = size, image_size, seed, split
         self.transforms, self.void_band = transforms, void_band
 
@@ -143,8 +144,17 @@ class SyntheticSegmentation(Dataset):
         _, bg = _colours(rng)
         img = _background(rng, s, bg, yy, xx)
         mask = np.zeros((s, s), np.uint8)
+        self.draw_objects(rng, img, mask, yy, xx)
+        if self.void_band:
+            mask[_borders(mask)] = 255
+        return _to_uint8(img), mask
+
+    def draw_objects(self, rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, yy: np.ndarray,
+                     xx: np.ndarray) -> None:
+        """Paint 1-4 objects into `img` (H×W×3 float) and their classes into `mask`, later ones on top."""
+        s = self.image_size
         for _ in range(rng.integers(1, 5)):
-            cls = int(rng.integers(1, len(self.classes)))
+            cls = int(rng.integers(1, self.num_shapes))
             small = rng.random() < 0.3
             r = rng.uniform(0.05, 0.09) * s if small else rng.uniform(0.1, 0.25) * s
             r = max(r, 2.0)
@@ -154,14 +164,70 @@ class SyntheticSegmentation(Dataset):
             fg, _ = _colours(rng)
             img[obj] = fg + rng.normal(0, 0.04, (int(obj.sum()), 3))
             mask[obj] = cls
-        if self.void_band:
-            mask[_borders(mask)] = 255
-        return _to_uint8(img), mask
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         img, mask = self.sample(index)
         pair = Image.fromarray(img), to_palette_image(mask)
         return self.transforms(*pair) if self.transforms else pair
+
+
+class SyntheticContext(SyntheticSegmentation):
+    """The segmentation set plus two classes that only context tells apart, for experiments on field of view.
+
+    Besides the shapes (several scales, thin bars), each image holds 1-3 small dots (radius 2.5-4.5 px, random colour,
+    the same for both classes). A dot is `dot_a` when four yellow markers sit at distance D straight above, below, left
+    and right of its centre, `dot_b` when they are cyan; D is drawn from `context` (default 20-40 px). Markers are
+    labelled background. No marker pixel lies within D − 4.5 − 2 px of any dot pixel (markers of one dot are kept away
+    from every other dot), so a network whose receptive field is smaller than that sees the same thing for both classes
+    and cannot beat chance between them; one whose field reaches D can be perfect. Needs `image_size` >= 2·(min D + 3)."""
+
+    CLASSES = (*SyntheticSegmentation.CLASSES, "dot_a", "dot_b")
+    MARKERS = {"dot_a": (1.0, 0.9, 0.1), "dot_b": (0.1, 0.85, 1.0)}  # yellow, cyan
+    MARKER_RADIUS, DOT_RADIUS = 2.0, (2.5, 4.5)
+
+    def __init__(self, size: int = 200, image_size: int = 128, seed: int = 0, split: str = "train",
+                 transforms: Callable[[Image.Image, Image.Image], Any] | None = None, void_band: bool = True,
+                 context: tuple[float, float] = (20.0, 40.0)) -> None:
+        if image_size < 2 * (context[0] + 3):
+            raise ValueError(f"image_size {image_size} cannot hold a dot with markers {context[0]:g} px away "
+                             f"(needs at least {2 * (context[0] + 3):g})")
+        super().__init__(size, image_size, len(SyntheticSegmentation.CLASSES), seed, split, transforms, void_band)
+        self.classes = list(self.CLASSES)
+        self.context = context
+
+    def draw_objects(self, rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, yy: np.ndarray,
+                     xx: np.ndarray) -> None:
+        super().draw_objects(rng, img, mask, yy, xx)
+        s, placed = self.image_size, []  # (cy, cx, D) of the dots drawn so far
+        for _ in range(rng.integers(1, 4)):
+            for _attempt in range(20):
+                d = rng.uniform(self.context[0], min(self.context[1], s / 2 - 3))
+                cy, cx = rng.uniform(d + 3, s - d - 3, 2)
+                if all(self._apart((cy, cx, d), other) for other in placed):
+                    break
+            else:
+                continue
+            placed.append((cy, cx, d))
+            name = "dot_a" if rng.random() < 0.5 else "dot_b"
+            dot = _shape_mask("disk", yy, xx, cy, cx, rng.uniform(*self.DOT_RADIUS), 1.0)
+            fg, _ = _colours(rng)
+            img[dot] = fg + rng.normal(0, 0.04, (int(dot.sum()), 3))
+            mask[dot] = self.classes.index(name)
+            for my, mx in self.markers(cy, cx, d):
+                marker = _shape_mask("disk", yy, xx, my, mx, self.MARKER_RADIUS, 1.0)
+                img[marker] = np.asarray(self.MARKERS[name]) + rng.normal(0, 0.04, (int(marker.sum()), 3))
+                mask[marker] = 0
+
+    @staticmethod
+    def markers(cy: float, cx: float, d: float) -> list[tuple[float, float]]:
+        return [(cy - d, cx), (cy + d, cx), (cy, cx - d), (cy, cx + d)]
+
+    def _apart(self, new: tuple[float, float, float], old: tuple[float, float, float]) -> bool:
+        """Dots far enough apart that neither's markers come nearer to the other dot than to its own."""
+        for (cy, cx, d), (oy, ox, od) in ((new, old), (old, new)):
+            if any(np.hypot(my - oy, mx - ox) < self.context[0] for my, mx in self.markers(cy, cx, d)):
+                return False
+        return np.hypot(new[0] - old[0], new[1] - old[1]) >= 2 * self.DOT_RADIUS[1] + 2
 
 
 def _borders(mask: np.ndarray) -> np.ndarray:

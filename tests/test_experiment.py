@@ -58,3 +58,18 @@ def test_plot_writes_a_png(tmp_path):
     path = experiment.plot(rows, "miou", "mIoU", tmp_path / "fig" / "compare.png", title="skips")
     with Image.open(path) as image:
         assert image.format == "PNG" and image.width > 200 and image.height > 200
+
+
+def test_tools_figures_draws_the_synthetic_context_figure(tmp_path):
+    import importlib.util
+
+    from util import ROOT
+
+    spec = importlib.util.spec_from_file_location("tools_figures", ROOT / "tools" / "figures.py")
+    figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(figures)
+    path = figures.synthetic_context(tmp_path / "context.png")
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size[0] > 800
+    with pytest.raises(SystemExit):
+        figures.main(["no_such_figure"])

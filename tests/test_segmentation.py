@@ -270,3 +270,16 @@ def test_image_size_sets_the_synthetic_images_and_the_output_follows(folder, fla
         assert net(train[0][0][None]).shape == (1, 6, 40, 40)
     with pytest.raises(UserError, match=r"^--image-size must be between 8 and 1024, got 4$"):
         seg_train.crop_size(load(folder, "train").get_args_parser().parse_args(["--image-size", "4"]), 321)
+
+
+def test_synthetic_task_context_reaches_the_loaders() -> None:
+    from util import load
+
+    parser = load("06_fcn", "train").get_args_parser()
+    args = parser.parse_args(["--data", "synthetic", "--synthetic-task", "context", "--image-size", "96",
+                              "--synthetic-size", "4"])
+    train, val, classes = segmentation.build_datasets(args, 96, image_size=96)
+    assert classes[-2:] == ["dot_a", "dot_b"] and train[0][0].shape == (3, 96, 96)
+    args = parser.parse_args(["--data", "synthetic", "--synthetic-task", "context", "--image-size", "40"])
+    with pytest.raises(UserError, match=r"^--synthetic-task context: image_size 40 cannot hold .*raise --image-size$"):
+        segmentation.build_datasets(args, 40, image_size=40)
