@@ -11,6 +11,7 @@ the date and the wall time, so a README table is reproduced by the command print
 """
 from __future__ import annotations
 
+import math
 import os
 import platform
 import shlex
@@ -60,11 +61,22 @@ def run(train_main: Callable[[list[str]], dict[str, Any]], variants: Sequence[Va
     return rows
 
 
+def mean_and_sd(values: Sequence[float]) -> tuple[float, float, int]:
+    """(mean, sample sd (n − 1; 0 for one value), n) over the finite values: a NaN (e.g. the IoU of a class absent from
+    both label and prediction in that run) is left out, and n says how many counted."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return math.nan, math.nan, 0
+    return statistics.mean(finite), statistics.stdev(finite) if len(finite) > 1 else 0.0, len(finite)
+
+
 def mean_sd(values: Sequence[float]) -> str:
-    """`0.412 ± 0.013` (sample sd, n − 1), or the value alone for one run."""
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+    """`0.412 ± 0.013` (sample sd, n − 1), the value alone for one run, `(n=2)` when NaNs were left out, `–` if all."""
+    mean, sd, n = mean_and_sd(values)
+    if n == 0:
+        return "–"
+    shown = f"{mean:.3f}" if len(values) == 1 else f"{mean:.3f} ± {sd:.3f}"
+    return shown if n == len(values) else f"{shown} (n={n})"
 
 
 def summarise(rows: Sequence[dict[str, Any]], key: str) -> dict[str, list[float]]:
@@ -105,8 +117,7 @@ def plot(rows: Sequence[dict[str, Any]], key: str, label: str, path: Path, *, ti
 
     values = summarise(rows, key)
     names = list(values)
-    means = [statistics.mean(v) for v in values.values()]
-    sds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values.values()]
+    means, sds, _ = zip(*(mean_and_sd(v) for v in values.values()))
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(names), 3.4), dpi=120)
     ax.bar(names, means, yerr=sds, capsize=4, color="#7aa6d6", label="mean ± sd")
     for i, v in enumerate(values.values()):

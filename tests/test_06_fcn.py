@@ -130,17 +130,23 @@ def test_train_on_voc_layout_and_bad_input(tmp_path) -> None:
         train.main([*args, "--output-dir", str(tmp_path / "y")])
 
 
-def test_compare_trains_each_model_with_the_same_budget_and_prints_a_table(tmp_path, capsys) -> None:
+def test_compare_runs_the_staged_protocol_and_draws_both_figures(tmp_path, capsys) -> None:
+    """16s starts from the trained 32s (same seed) and 8s from 16s; the control trains 32s as long as the chain."""
     compare = load("06_fcn", "compare")
-    rows = compare.main(["--models", "fcn32s", "fcn8s", "--epochs", "1", "--synthetic-size", "4", "-b", "4",
-                         "--output-dir", str(tmp_path)])
+    rows = compare.main(["--seeds", "2", "--epochs", "1", "--stage-epochs", "1", "--synthetic-size", "4", "-b", "4",
+                         "--image-size", "32", "--output-dir", str(tmp_path / "runs"), "--assets", str(tmp_path)])
     out = capsys.readouterr().out
-    assert [r["model"] for r in rows] == ["fcn32s", "fcn8s"]
-    assert rows[0]["params"] > rows[1]["params"]  # the ×32 upsampling kernel outweighs the two skip score layers
-    assert "| model | parameters | mIoU |" in out and "| fcn8s |" in out
-    for name in ("fcn32s", "fcn8s"):
-        ckpt = torch.load(tmp_path / name / "last.pth", weights_only=True)
-        assert ckpt["model_name"] == name and ckpt["args"]["epochs"] == 1 and ckpt["args"]["seed"] == 0
+    assert [(r["variant"], r["seed"]) for r in rows] == [(v, s) for v in [*compare.STAGES, "32s, same steps"]
+                                                         for s in (0, 1)]
+    assert "| variant | mIoU | boundary IoU (2 px) | bar IoU | seeds | time / run |" in out
+    assert "| 8s from 16s | " in out and "`python " in out and "wall time" in out
+    ckpt = {name: torch.load(tmp_path / "runs" / name / "seed1" / "last.pth", weights_only=True)
+            for name in (*compare.STAGES, "32s, same steps")}
+    assert ckpt["16s from 32s"]["args"]["weights"] == str(tmp_path / "runs" / "32s" / "seed1" / "last.pth")
+    assert ckpt["8s from 16s"]["model_name"] == "fcn8s" and ckpt["32s, same steps"]["args"]["epochs"] == 3
+    assert all(c["args"]["seed"] == 1 and c["args"]["image_size"] == 32 for c in ckpt.values())
+    for name in ("compare.png", "stages.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
 
 
 def light_vgg_classifier_file(path) -> tuple[dict, dict]:

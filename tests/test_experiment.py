@@ -43,6 +43,8 @@ def test_table_is_mean_and_sample_sd_per_variant(tmp_path):
     assert lines[:2] == ["| variant | mIoU | seeds | time / run |", "| --- | ---: | ---: | ---: |"]
     assert lines[2:] == ["| a | 0.110 ± 0.010 | 3 | 11 s |", "| b | 0.210 ± 0.010 | 3 | 11 s |"]  # sd of .10 .11 .12
     assert experiment.mean_sd([0.5]) == "0.500" and experiment.mean_sd([1.0, 3.0]) == "2.000 ± 1.414"
+    nan = float("nan")
+    assert experiment.mean_sd([1.0, nan, 3.0]) == "2.000 ± 1.414 (n=2)" and experiment.mean_sd([nan, nan]) == "–"
 
 
 def test_provenance_names_command_machine_date_and_wall_time(monkeypatch):
