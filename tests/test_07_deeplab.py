@@ -506,3 +506,11 @@ def test_aspp_concatenates_branches_and_image_pooling_is_the_global_mean() -> No
     with pytest.raises(ValueError, match=r"^DeepLab V3/V3\+ image pooling: BatchNorm over a 1×1 pooled map needs a "
                                          r"batch of at least 2 in training \(got 1\)"):
         aspp.branches[-1].train()(x[:1])
+
+
+def test_constructor_errors_name_the_problem() -> None:
+    with pytest.raises(ValueError, match=r"^unknown model 'deeplabv9'; choose from \('deeplabv1', "):
+        M.DeepLab("deeplabv9", 3)
+    with pytest.raises(ValueError, match=r"^multi-grid is a DeepLab V3 idea; V1/V2 dilate every unit of a stage with "
+                                         r"the same rate$"):
+        M.DeepLab("deeplabv2", 3, backbone="resnet18", multi_grid=(1, 2, 4))

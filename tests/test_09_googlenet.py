@@ -273,3 +273,19 @@ def test_load_without_aux_error_names_the_model() -> None:
     with pytest.raises(RuntimeError, match=r"^Error\(s\) in loading state_dict for GoogLeNet: missing keys \['fc.bias'\], "
                                            r"unexpected keys \[\]$"):
         G.load_without_aux(model, broken)
+
+
+def test_forward_applies_transform_input_only_when_asked() -> None:
+    """transform_input=True: forward(x) is the plain net's forward of _transform_input(x) (same weights)."""
+    torch.manual_seed(0)
+    plain = G.GoogLeNet(num_classes=3, aux_logits=False, transform_input=False).eval()
+    caffe = G.GoogLeNet(num_classes=3, aux_logits=False, transform_input=True).eval()
+    caffe.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    seen = {}
+    for name, net in (("plain", plain), ("caffe", caffe)):
+        net.conv1.register_forward_pre_hook(lambda module, args, name=name: seen.__setitem__(name, args[0]))
+    with torch.no_grad():
+        torch.testing.assert_close(caffe(x), plain(plain._transform_input(x)))
+        plain(x)
+    assert torch.equal(seen["plain"], x) and torch.equal(seen["caffe"], caffe._transform_input(x))
