@@ -49,7 +49,8 @@ def pool_output_size(size: int, kernel_size: int, stride: int | None = None, pad
 def same_padding(kernel_size: int, dilation: int = 1) -> int:
     """The padding P that keeps W at stride 1: solve (W − F + 2P) / 1 + 1 = W, i.e. P = (F − 1) / 2.
 
-    An even dilated span has no symmetric solution (PyTorch has no padding='SAME' to hide that), so it is an error.
+    An even dilated span has no symmetric solution, so it is an error (PyTorch's `padding='same'`, since 1.9, pads such a
+    span one pixel more on the right/bottom, shifting the output by half a pixel).
     """
     span = dilated_kernel_size(kernel_size, dilation)
     if span % 2 == 0:
@@ -75,10 +76,14 @@ def hdc_max_distances(rates: list[int] | tuple[int, ...]) -> list[int]:
 
 
 def hdc_valid(rates: list[int] | tuple[int, ...], kernel_size: int = 3) -> bool:
-    """The notes' HDC design rule: M_2 <= K. A single layer has no M_2; it is valid only with rate 1.
+    """The HDC design rules: the notes' M_2 <= K, and the HDC paper's "the rates have no common factor greater than 1"
+    (Wang et al., Understanding Convolution for Semantic Segmentation, WACV 2018, section 3.3). A single layer has no
+    M_2; it is valid only with rate 1.
 
-    The rule assumes the first rate is 1 (the notes: 所以M1=1 … 第一层膨胀系数需要设为1); [2, 2, 2] passes M_2 <= K
-    but still grids because r_1 = 2. `hdc_max_distances(rates)[0] == 1` is the full no-holes condition.
+    M_2 <= K alone passes the notes' own gridding example [2, 2, 2] (M_2 = 2): every rate is even, so only even offsets
+    are ever read. The common-factor rule refuses it. `hdc_max_distances(rates)[0] == 1` is the full no-holes condition.
     """
     distances = hdc_max_distances(rates)
+    if math.gcd(*rates) > 1:
+        return False
     return distances[1] <= kernel_size if len(distances) > 1 else rates[0] == 1

@@ -4,8 +4,9 @@
     python 06_fcn/compare.py --device cuda          # larger: 128 px, 4,000 images, more epochs
 
 As in the FCN paper (section 4.2), FCN-16s starts from the trained FCN-32s (its new pool4 score layer at zero, so it
-begins as 32s) and FCN-8s from the trained 16s; each fine-tuning stage gets the same budget. The control "32s, same
-steps" trains FCN-32s as long as the whole chain, so a gain of 8s over it is the skips, not the extra steps. Prints the
+begins as 32s's coarse scores) and FCN-8s from the trained 16s; each fine-tuning stage gets the same budget. The
+control "32s, same steps" trains FCN-32s as long as the whole chain, so a gain of 8s over it is the skips, not the
+extra steps. Prints the
 markdown table (mIoU, boundary IoU, the thin bar's IoU, mean ± sd over seeds) with its provenance line, and writes
 `assets/compare.png` (bars) and `assets/stages.png` (image | label | 32s | 16s | 8s).
 """

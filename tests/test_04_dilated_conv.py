@@ -398,3 +398,12 @@ def test_forward_upsamples_bilinearly_without_aligned_corners() -> None:
         assert torch.allclose(net(x), expected)
         aligned = nn.functional.interpolate(logits, size=(30, 22), mode="bilinear", align_corners=True)
         assert not torch.allclose(net(x), aligned)
+
+
+def test_hdc_rule_refuses_rates_with_a_common_factor() -> None:
+    """[2, 2, 2] meets M_2 <= K (M_2 = 2) yet grids, the notes' own example: the HDC paper's second rule (no common
+    factor > 1) refuses it, and [2, 4, 6] too; [1, 2, 5] and [3, 4, 5] (gcd 1) stay valid where M_2 allows."""
+    assert dilation.hdc_max_distances([2, 2, 2])[1] == 2
+    assert not dilation.hdc_valid([2, 2, 2]) and not dilation.hdc_valid([2, 4, 6], kernel_size=9)
+    assert rf.count_holes(rf.receptive_field([2, 2, 2])) == 120
+    assert dilation.hdc_valid([1, 2, 5]) and dilation.hdc_valid([3, 4, 5], kernel_size=9)
