@@ -48,7 +48,7 @@ MAX_IMAGE_SIZE = 1024  # the notes' recipe is 224; 100000 asked for a 195 GiB al
 
 
 def resize_size(image_size: int) -> int:
-    """R: the short side before cropping, S × 8/7 (256 for 224, 36 for 32)."""
+    """R: the short side before cropping, S × 8/7 rounded (256 for 224, 37 for 32)."""
     return round(image_size * 8 / 7)
 
 
