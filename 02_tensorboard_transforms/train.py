@@ -128,14 +128,14 @@ def main(argv: list[str] | None = None) -> dict:
     # most the newest file in a folder to be growing, so nothing is written here while the loop's file is open.
     if rt.resume is not None:
         engine.check_resumable(rt.resume, meta, args)  # before the first event file, not inside fit after it
-    if rt.is_main:
+    if rt.is_main and not args.test_only:
         with SummaryWriter(log_dir=str(runtime.prepare_output(args, rt))) as writer:
             log_inputs_and_graph(writer, model, samples, train_tf, eval_tf)
             if rt.resume is None:  # after a resume, the first run already logged the initial weights
                 log_weights(writer, model, 0)
     summary = engine.fit(model, nn.CrossEntropyLoss(), optimizer, train_loader, val_loader, args=args, rt=rt,
                          metric=metrics.Accuracy(), meta=meta, scheduler=scheduler)
-    if rt.is_main:
+    if rt.is_main and not args.test_only:
         with SummaryWriter(log_dir=str(args.output_dir)) as writer:
             log_weights(writer, model, args.epochs)
     return summary

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
                                    "std": [0.5] * 3 if args.normalize else None})
     summary = engine.fit(model, nn.CrossEntropyLoss(), optimizer, train_loader, test_loader,
                          args=args, rt=rt, metric=metrics.Accuracy(), meta=meta)
-    if args.save_full_model and rt.is_main:
+    if args.save_full_model and rt.is_main and not args.test_only:
         model.class_names, model.preprocess = classes, meta.preprocess  # predict.py --unsafe-pickle reads these
         save_checkpoint(model.cpu(), args.output_dir / "tudui_method1.pth")
     return summary

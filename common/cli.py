@@ -42,6 +42,9 @@ def add_common_args(parser: argparse.ArgumentParser, *, folder: str, data_choice
     g.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --output-dir (its checkpoints and TensorBoard events are removed "
                         "when this run writes its first file); without it such a folder is refused")
+    g.add_argument("--test-only", action="store_true",
+                   help="only evaluate --resume or --weights on the validation set: prints the metrics and the "
+                        "per-class table, writes eval.json into --output-dir, never touches last.pth/best.pth")
     g.add_argument("--weights", default=None, metavar="PATH",
                    help="initialise from a checkpoint, state_dict file or torchvision weights name (shape-matched)")
     g.add_argument("--limit-batches", type=int, default=None, metavar="N", help="cap train and eval batches per epoch")
@@ -59,6 +62,8 @@ def check_args(args: argparse.Namespace) -> None:
     """Reject impossible values before anything is built or written; fill in `--output-dir` (see its help)."""
     if args.output_dir is None:
         args.output_dir = args.resume.parent if args.resume is not None else args.default_output_dir
+    if args.test_only and args.resume is None and args.weights is None:
+        raise UserError("--test-only evaluates a trained model: give --resume CHECKPOINT or --weights")
     positive = {"--epochs": args.epochs, "--batch-size": args.batch_size, "--print-freq": args.print_freq,
                 "--eval-batch-size": args.eval_batch_size, "--limit-batches": args.limit_batches,
                 "--synthetic-size": args.synthetic_size}

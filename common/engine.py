@@ -7,6 +7,7 @@ the host reads losses back only every `--print-freq` steps, so the GPU never wai
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from collections.abc import Callable
@@ -200,6 +201,8 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
         raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
     memory_format = torch.channels_last if rt.channels_last else torch.preserve_format
     model.to(rt.device, memory_format=memory_format)
+    if args.test_only:
+        return test_only(model, criterion, val_loader, args=args, rt=rt, metric=metric, meta=meta)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
     start_epoch, best = 0, -math.inf
     steps_per_epoch = _steps(train_loader, args.limit_batches)
@@ -262,6 +265,46 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
             writer.close()
     return {"epoch": args.epochs - 1, "best_metric": best, "metrics": metrics,
             "checkpoint": args.output_dir / "last.pth"}
+
+
+def test_only(model: nn.Module, criterion: Callable, val_loader: Iterable, *, args: argparse.Namespace, rt: Runtime,
+              metric: Any, meta: Meta) -> dict[str, Any]:
+    """`--test-only` (torchvision's name): evaluate the `--resume` checkpoint's weights (or the `--weights` the folder
+    already loaded) on the validation set; print the metrics and a per-class table; write `eval.json` (metrics, per
+    class, checkpoint, data) into `--output-dir`. Trains nothing, writes no checkpoint or event file."""
+    if rt.resume is not None:
+        try:
+            unwrap(model).load_state_dict(rt.resume["model"])
+        except (KeyError, RuntimeError):
+            raise UserError(f"--resume {args.resume} does not fit this model "
+                            f"({state_dict_mismatch(unwrap(model), rt.resume['model'])})") from None
+    metrics = evaluate(model, criterion, val_loader, metric, rt, limit=args.limit_batches)
+    per_class = {k: v for k, v in metrics.items() if isinstance(v, list) and len(v) == len(meta.class_names)}
+    report = {"metrics": {k: v for k, v in metrics.items() if k not in per_class},
+              "per_class": {name: {k: v[i] for k, v in per_class.items()} for i, name in enumerate(meta.class_names)},
+              "checkpoint": str(args.resume or args.weights), "data": args.data, "model": meta.model_name}
+    path = args.output_dir / "eval.json"
+    if rt.is_main:
+        print("  ".join(f"test_{k} {v:.4f}" for k, v in report["metrics"].items()))
+        if per_class:
+            print("| class | " + " | ".join(per_class) + " |\n| --- |" + " ---: |" * len(per_class))
+            for name, values in report["per_class"].items():
+                print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values.values()) + " |")
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(_json_safe(plain(report)), indent=2) + "\n")
+        tmp.replace(path)
+    return {"metrics": metrics, "eval": path, "epoch": None, "best_metric": metrics[metric.primary],
+            "checkpoint": None}
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and inf (e.g. the IoU of a class absent from the data) as null: JSON has no such numbers."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _interrupted(progress: dict[str, int], args: argparse.Namespace) -> str:

@@ -140,7 +140,8 @@ def setup(args: argparse.Namespace) -> Runtime:
     device = cli.resolve_device(args.device)
     resume = checkpoint.load_checkpoint(args.resume) if args.resume is not None else None
     check_unlocked(args.output_dir)
-    replace = check_previous_run(args)  # every rank, before the process group forms: no rank has written yet
+    # every rank, before the process group forms: no rank has written yet; --test-only adds eval.json to any folder
+    replace = [] if args.test_only else check_previous_run(args)
     rank, world_size, device = distributed.init_distributed(device)
     if rank == 0:
         cli.ensure_writable_dir(args.output_dir)

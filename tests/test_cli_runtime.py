@@ -23,6 +23,7 @@ def test_defaults_are_the_folders_and_the_notes():
                 "device": "auto",
                 "epochs": 30, "batch_size": 8, "eval_batch_size": None, "lr": 0.01, "workers": None, "seed": 0,
                 "output_dir": None, "default_output_dir": Path("runs/07_x"), "resume": None, "overwrite": False, "weights": None,
+                "test_only": False,
                 "limit_batches": None, "amp": None, "channels_last": None, "cudnn_benchmark": True, "compile": False,
                 "print_freq": 100}
     assert vars(args) == expected

@@ -206,3 +206,43 @@ def test_one_run_per_folder_a_live_lock_refuses_even_overwrite_and_a_stale_one_i
     runtime._release(out / runtime.LOCK, mine)
     assert not (out / runtime.LOCK).exists()
 
+
+
+def test_test_only_evaluates_a_checkpoint_and_writes_eval_json_only(tmp_path, capsys):
+    """torchvision's --test-only: the --resume checkpoint's weights on the val set; metrics and eval.json; last.pth,
+    best.pth and the event files are untouched."""
+    import json
+
+    train = load("03_cifar_train", "train")
+    out = tmp_path / "run"
+    trained = train.main([*FAST, "--limit-batches", "2", "--output-dir", str(out)])
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"}
+    capsys.readouterr()
+    result = train.main([*FAST, "--test-only", "--resume", str(out / "last.pth"), "--limit-batches", "2"])
+    assert result["metrics"]["accuracy"] == pytest.approx(trained["metrics"]["accuracy"])  # the same weights, same data
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name not in (".lock", "eval.json")} == \
+        before
+    report = json.loads((out / "eval.json").read_text())
+    assert report["metrics"]["accuracy"] == pytest.approx(trained["metrics"]["accuracy"])
+    assert report["checkpoint"] == str(out / "last.pth") and report["data"] == "synthetic"
+    assert "test_accuracy" in capsys.readouterr().out
+    with pytest.raises(UserError, match=r"^--test-only evaluates a trained model: give --resume CHECKPOINT or --weights$"):
+        train.main([*FAST, "--test-only", "--output-dir", str(tmp_path / "x")])
+
+
+def test_test_only_prints_and_saves_the_per_class_table_for_segmentation(tmp_path, capsys):
+    import json
+
+    train = load("06_fcn", "train")
+    fast = ["--data", "synthetic", "--backbone", "light", "--synthetic-size", "8", "-b", "4", "--epochs", "1",
+            "--image-size", "32"]
+    train.main([*fast, "--output-dir", str(tmp_path / "run")])
+    capsys.readouterr()
+    result = train.main([*fast, "--test-only", "--weights", str(tmp_path / "run" / "best.pth"),
+                         "--output-dir", str(tmp_path / "eval")])
+    out = capsys.readouterr().out
+    assert "| class | iou | boundary_iou_per_class |" in out and "| bar | " in out
+    report = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert list(report["per_class"]) == ["background", "disk", "square", "triangle", "ring", "bar"]
+    assert report["metrics"]["miou"] == pytest.approx(result["metrics"]["miou"])
+    assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == ["eval.json"]  # no checkpoint, no events
