@@ -34,6 +34,7 @@ def test_v1_width_multiplier_matches_paper_table(alpha: float, params_m: float, 
 def test_v1_resolution_multiplier_matches_paper_table(size: int, macs_m: int) -> None:
     cost = count_params_and_macs(M.build_model("mobilenet_v1", 1000), size)
     assert cost["macs"] / 1e6 == pytest.approx(macs_m, rel=0.02)
+    assert isinstance(cost["macs"], int) and isinstance(cost["params"], int)  # counts, never fractions
     assert cost["params"] / 1e6 == pytest.approx(4.2, rel=0.02)  # ρ changes cost, never parameters
 
 

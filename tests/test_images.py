@@ -58,6 +58,8 @@ def test_16_bit_png_is_scaled_not_clipped(tmp_path: Path) -> None:
     rgb = np.asarray(open_image(tmp_path / "depth.png"))
     assert rgb.shape == (1, 4, 3)
     assert rgb[0, :, 0].tolist() == [0, 128, 255, 100] and (rgb == rgb[..., :1]).all()  # grey, value / 257
+    from common.images import _scaled_to_8_bits
+    assert _scaled_to_8_bits(Image.open(tmp_path / "depth.png")).mode == "L"  # 8-bit grey, not float
 
 
 def test_32_bit_integer_and_float_tiffs_follow_the_documented_rules(tmp_path: Path) -> None:
