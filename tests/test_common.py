@@ -625,3 +625,11 @@ def test_metric_set_merges_and_takes_the_first_primary():
     assert result["miou"] == pytest.approx((16 / 24 + 12 / 20) / 2)  # class 0: 16 of 24; class 1: 12 of 20
     both.reset()
     assert math.isnan(both.compute()["miou"]) and math.isnan(both.compute()["boundary_iou"])
+
+
+def test_confusion_matrix_ignores_every_label_outside_the_classes():
+    """The docstring's rule: 255 and anything else >= num_classes does not count (label == num_classes included)."""
+    cm = metrics.ConfusionMatrix(2)
+    target = torch.tensor([[[0, 1, 2, 255]]])
+    cm.update(torch.tensor([[[0, 1, 0, 0]]]), target)
+    assert cm.matrix().tolist() == [[1, 0], [0, 1]] and cm.compute()["pixel_accuracy"] == 1.0
