@@ -633,3 +633,19 @@ def test_confusion_matrix_ignores_every_label_outside_the_classes():
     target = torch.tensor([[[0, 1, 2, 255]]])
     cm.update(torch.tensor([[[0, 1, 0, 0]]]), target)
     assert cm.matrix().tolist() == [[1, 0], [0, 1]] and cm.compute()["pixel_accuracy"] == 1.0
+
+
+def test_voc_palette_is_the_devkit_colour_map():
+    """VOCdevkit's colours: background black, aeroplane (128, 0, 0), person (192, 128, 128), tvmonitor (0, 64, 128),
+    void 255 cream (224, 224, 192); every one of the 21 classes and 255 checked."""
+    from common.palette import to_palette_image, voc_palette
+
+    voc = [(0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 128), (128, 0, 128), (0, 128, 128),
+           (128, 128, 128), (64, 0, 0), (192, 0, 0), (64, 128, 0), (192, 128, 0), (64, 0, 128), (192, 0, 128),
+           (64, 128, 128), (192, 128, 128), (0, 64, 0), (128, 64, 0), (0, 192, 0), (128, 192, 0), (0, 64, 128)]
+    palette = voc_palette()
+    assert len(palette) == 768
+    assert [tuple(palette[3 * k:3 * k + 3]) for k in range(21)] == voc and tuple(palette[-3:]) == (224, 224, 192)
+    image = to_palette_image(np.array([[0, 15, 255]], dtype=np.int64))
+    assert image.mode == "P" and np.asarray(image).tolist() == [[0, 15, 255]]
+    assert image.convert("RGB").getpixel((1, 0)) == (192, 128, 128)
