@@ -649,3 +649,14 @@ def test_voc_palette_is_the_devkit_colour_map():
     image = to_palette_image(np.array([[0, 15, 255]], dtype=np.int64))
     assert image.mode == "P" and np.asarray(image).tolist() == [[0, 15, 255]]
     assert image.convert("RGB").getpixel((1, 0)) == (192, 128, 128)
+
+
+def test_strip_prefixes_removes_nested_wrappers_in_any_order():
+    """A compiled DDP model saves `module._orig_mod.x` (or `_orig_mod.module.x`): every wrapper prefix goes."""
+    state = {"module._orig_mod.w": 1, "_orig_mod.module.module.b": 2, "_orig_mod.c": 3, "plain": 4}
+    assert weights.strip_prefixes(state) == {"w": 1, "b": 2, "c": 3, "plain": 4}
+
+
+def test_load_matching_names_the_weights_flag_by_default(tmp_path):
+    with pytest.raises(UserError, match=rf"^--weights {tmp_path / 'nowhere.pth'}: no such file"):
+        weights.load_matching(nn.Linear(2, 2), str(tmp_path / "nowhere.pth"), log=None)
