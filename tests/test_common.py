@@ -658,5 +658,11 @@ def test_strip_prefixes_removes_nested_wrappers_in_any_order():
 
 
 def test_load_matching_names_the_weights_flag_by_default(tmp_path):
-    with pytest.raises(UserError, match=rf"^--weights {tmp_path / 'nowhere.pth'}: no such file"):
+    with pytest.raises(UserError) as info:
         weights.load_matching(nn.Linear(2, 2), str(tmp_path / "nowhere.pth"), log=None)
+    assert str(info.value) == (f"--weights {tmp_path / 'nowhere.pth'}: no such file, and not a torchvision weights "
+                               "name (e.g. ResNet18_Weights.IMAGENET1K_V1)")
+    torch.save({"model": {}}, tmp_path / "empty.pth")
+    with pytest.raises(UserError) as info:
+        weights.load_matching(nn.Linear(2, 2), str(tmp_path / "empty.pth"), log=None, flag="--weights-backbone")
+    assert str(info.value) == "--weights-backbone: the weights hold no tensors"
