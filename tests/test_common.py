@@ -666,3 +666,7 @@ def test_load_matching_names_the_weights_flag_by_default(tmp_path):
     with pytest.raises(UserError) as info:
         weights.load_matching(nn.Linear(2, 2), str(tmp_path / "empty.pth"), log=None, flag="--weights-backbone")
     assert str(info.value) == "--weights-backbone: the weights hold no tensors"
+    torch.save([1, 2], tmp_path / "list.pth")
+    with pytest.raises(UserError) as info:
+        weights.load_matching(nn.Linear(2, 2), str(tmp_path / "list.pth"), log=None)
+    assert str(info.value) == "--weights: the weights file holds a list, not a state_dict or checkpoint"
