@@ -1,4 +1,4 @@
-"""Regenerate the repo's shipped figures (issue 13: every PNG by one documented command).
+"""Regenerate the repo's shipped figures, so every PNG a README embeds comes from one documented command.
 
     python tools/figures.py                      # all of them
     python tools/figures.py synthetic_context    # one
