@@ -1,4 +1,5 @@
-"""Regenerate the repo's shipped figures, so every PNG a README embeds comes from one documented command.
+"""Regenerate the figures that need no training run (the synthetic data's picture); experiment figures come from each
+folder's compare.py.
 
     python tools/figures.py                      # all of them
     python tools/figures.py synthetic_context    # one
