@@ -166,17 +166,22 @@ def check_resumable(ckpt: dict[str, Any], meta: Meta, args: argparse.Namespace) 
                     f"a new run")
 
 
+def _load_weights(ckpt: dict[str, Any], model: nn.Module, path: Any) -> None:
+    """The `--resume` checkpoint's weights into `model`, strictly; a misfit names the weights that differ."""
+    try:
+        unwrap(model).load_state_dict(ckpt["model"])
+    except (KeyError, RuntimeError) as exc:
+        details = state_dict_mismatch(unwrap(model), ckpt["model"]) if isinstance(ckpt.get("model"), dict) else str(exc)
+        raise UserError(f"--resume {path} does not fit this model ({details})") from None
+
+
 def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
              scaler: torch.amp.GradScaler, path: Any) -> tuple[int, float]:
     """Load the model, optimizer state (momentum buffers), scaler and position. The optimizer's hyperparameters stay
     the ones the current flags built, so `--lr`/`--weight-decay` given with `--resume` apply and the checkpoint's
     stored `args` describe what ran."""
     fresh = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
-    try:
-        model.load_state_dict(ckpt["model"])
-    except (KeyError, RuntimeError) as exc:
-        details = state_dict_mismatch(model, ckpt["model"]) if isinstance(ckpt.get("model"), dict) else str(exc)
-        raise UserError(f"--resume {path} does not fit this model ({details})") from None
+    _load_weights(ckpt, model, path)
     try:
         optimizer.load_state_dict(ckpt["optimizer"])
         for group, hyper in zip(optimizer.param_groups, fresh):
@@ -273,11 +278,7 @@ def test_only(model: nn.Module, criterion: Callable, val_loader: Iterable, *, ar
     already loaded) on the validation set; print the metrics and a per-class table; write `eval.json` (metrics, per
     class, checkpoint, data) into `--output-dir`. Trains nothing, writes no checkpoint or event file."""
     if rt.resume is not None:
-        try:
-            unwrap(model).load_state_dict(rt.resume["model"])
-        except (KeyError, RuntimeError):
-            raise UserError(f"--resume {args.resume} does not fit this model "
-                            f"({state_dict_mismatch(unwrap(model), rt.resume['model'])})") from None
+        _load_weights(rt.resume, model, args.resume)
     metrics = evaluate(model, criterion, val_loader, metric, rt, limit=args.limit_batches)
     per_class = {k: v for k, v in metrics.items() if isinstance(v, list) and len(v) == len(meta.class_names)}
     report = {"metrics": {k: v for k, v in metrics.items() if k not in per_class},

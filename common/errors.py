@@ -34,7 +34,8 @@ def cli_main(main: Callable[[], Any]) -> None:
     """Run a script's `main()`; a `UserError` becomes `error: <message>` on stderr and exit code 2, a diverged run
     (`FloatingPointError` from the loop) one line and exit code 1, Ctrl-C one line and exit code 130 (the shell's
     128 + SIGINT). Under torchrun rank 0 speaks for all (`_report`), so a bad flag is one line above torchrun's own
-    failure report, not one per process, and rank 0's exit code 2 is the root cause it names. Leaves a torchrun process group cleanly."""
+    failure report, not one per process, and rank 0's exit code 2 is the root cause it names. Leaves a torchrun process
+    group cleanly."""
     from .distributed import cleanup
 
     rank = os.environ.get("RANK", "0")  # torchrun's; every rank validates the same flags, so rank 0 speaks for all

@@ -38,7 +38,8 @@ class ImageReadError(UserError):
         self.reason = reason
 
 
-def _warn(message: str) -> None:
+def warning(message: str) -> None:
+    """`warning: <message>` on stderr: a skipped file, told once, and the run goes on."""
     print(f"warning: {message}", file=sys.stderr)
 
 
@@ -74,7 +75,7 @@ def image_problem(path: Path) -> str | None:
 
 
 def check_images(paths: Iterable[Path], *, skip_bad: bool = False,
-                 warn: Callable[[str], None] | None = _warn) -> list[Path]:
+                 warn: Callable[[str], None] | None = warning) -> list[Path]:
     """The readable images among `paths`, in order. A bad file is a `UserError` naming it (the first bad one in
     order), or with `skip_bad` a warning and a skip. Files are decoded by a few threads at once (PIL releases the GIL
     while decoding), so checking a folder of thousands of photos takes seconds, not minutes."""

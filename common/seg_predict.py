@@ -5,8 +5,9 @@
 For each image (any size) it writes `<stem>_mask.png`, a palette-mode PNG of class indices in the VOC colours at the
 image's own size, and `<stem>_overlay.png`, the image with the classes tinted in. An image above `--max-megapixels`
 (a 12 MP phone photo, an 8000×8000 scan) is segmented at a working size of that many pixels and its mask scaled back
-(nearest) to the image's size, with a note on the line: memory stays bounded, and no image silently OOMs the process. The model is rebuilt from the checkpoint
-alone; a broken image is reported by name, the rest still run, and the exit code is 1 if any failed.
+(nearest) to the image's size, with a note on the line: memory stays bounded, and no image silently OOMs the process.
+The model is rebuilt from the checkpoint alone; a broken image is reported by name, the rest still run, and the exit
+code is 1 if any failed.
 
 A folder extends the CLI by adding flags to `get_args_parser()` and passing a `postprocess` to `run` (07_deeplab's CRF).
 """
@@ -104,13 +105,13 @@ def run(args: argparse.Namespace, build_model: Callable[..., nn.Module], postpro
             failed += 1
             continue
         size = working_size(*image.size, args.max_megapixels)
+        shrunk = size != image.size
+        mask = predict_mask(model, image.resize(size, Image.BILINEAR) if shrunk else image, device, mean, std,
+                            postprocess)
         note = ""
-        if size != image.size:
+        if shrunk:
             note = f"; segmented at {size[0]}x{size[1]} (--max-megapixels {args.max_megapixels:g}), mask scaled back"
-            mask = predict_mask(model, image.resize(size, Image.BILINEAR), device, mean, std, postprocess)
             mask = np.asarray(Image.fromarray(mask).resize(image.size, Image.NEAREST))
-        else:
-            mask = predict_mask(model, image, device, mean, std, postprocess)
         to_palette_image(mask).save(out_dir / f"{path.stem}_mask.png")
         overlay(image, mask, args.alpha).save(out_dir / f"{path.stem}_overlay.png")
         found = ", ".join(classes[c] for c in np.unique(mask) if c < len(classes))

@@ -1,5 +1,6 @@
 """The segmentation training recipe shared by 04_dilated_conv, 06_fcn and 07_deeplab: data → loaders, then SGD (momentum
-0.9) with poly LR stepped per iteration, cross-entropy ignoring 255, mIoU and boundary IoU each epoch, and checkpoints predict.py can use.
+0.9) with poly LR stepped per iteration, cross-entropy ignoring 255, mIoU and boundary IoU each epoch, and checkpoints
+predict.py can use.
 """
 from __future__ import annotations
 

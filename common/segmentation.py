@@ -8,7 +8,6 @@ skip those pixels.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from torch.utils.data import Dataset
 
 from .errors import UserError
 from .files import removed_on_failure
-from .images import ImageReadError, check_images, open_image, open_mask, oriented_size
+from .images import ImageReadError, check_images, open_image, open_mask, oriented_size, warning
 from .synthetic import SyntheticContext, SyntheticSegmentation
 
 IGNORE_INDEX = 255
@@ -175,7 +174,7 @@ class VOCSegmentationFiles(Dataset):
         except ImageReadError as exc:
             if not skip_bad:
                 raise UserError(f"{exc}; remove the pair from the split file or pass --skip-bad") from None
-            print(f"warning: skipping {image_path}: its mask is not readable ({exc.reason})", file=sys.stderr)
+            warning(f"skipping {image_path}: its mask is not readable ({exc.reason})")
             return False
         if (width, height) != mask.size:
             raise UserError(f"image {image_path} is {width}x{height} but its mask {mask_path} is "

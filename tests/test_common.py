@@ -548,8 +548,8 @@ def test_ctrl_c_during_a_save_is_held_until_the_file_is_complete(tmp_path, monke
 
 def test_stale_temp_files_of_killed_saves_are_removed_and_nothing_else(tmp_path):
     stale = [tmp_path / ".last.pth.k3j_x9a2.tmp", tmp_path / ".best.pth.abcdefgh.tmp", tmp_path / ".m.pt.0123456_.tmp"]
-    kept = [tmp_path / ".last.pth.short.tmp", tmp_path / "last.pth", tmp_path / ".notes.txt.abcdefgh.tmp",
-            tmp_path / "x.last.pth.abcdefgh.tmp", tmp_path / ".last.pth.ABCDEFGH.tmp"]
+    kept = [tmp_path / ".last.pth.short.tmp", tmp_path / ".last.pth.abcdefg.tmp", tmp_path / "last.pth",
+            tmp_path / ".notes.txt.abcdefgh.tmp", tmp_path / "x.last.pth.abcdefgh.tmp", tmp_path / ".last.pth.ABCDEFGH.tmp"]
     for path in stale + kept:
         path.write_bytes(b"x")
     assert checkpoint.remove_stale_temp_files(tmp_path) == sorted(stale)
