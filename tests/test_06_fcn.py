@@ -147,6 +147,10 @@ def test_compare_runs_the_staged_protocol_and_draws_both_figures(tmp_path, capsy
     assert all(c["args"]["seed"] == 1 and c["args"]["image_size"] == 32 for c in ckpt.values())
     for name in ("compare.png", "stages.png"):
         assert (tmp_path / name).stat().st_size > 10_000
+    for flag in ("--seeds", "--stage-epochs"):
+        with pytest.raises(UserError, match=rf"^{flag} must be at least 1, got 0$"):
+            compare.main([flag, "0", "--output-dir", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
 
 
 def light_vgg_classifier_file(path) -> tuple[dict, dict]:
