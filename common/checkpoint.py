@@ -45,8 +45,8 @@ def current_umask() -> int:
 def interrupts_deferred() -> Iterator[None]:
     """Hold a Ctrl-C (SIGINT) until the block is done, then raise it as `KeyboardInterrupt`: a save is never cut in
     half, and torch.save never turns the interrupt into a `RuntimeError`. Only the main thread can set handlers;
-    elsewhere the block runs as is."""
-    if threading.current_thread() is not threading.main_thread():
+    elsewhere, and where SIGINT is ignored (`nohup`, a background job), the block runs as is: nothing to hold."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield
         return
     caught: list[int] = []
