@@ -45,37 +45,11 @@ def variants(first: int, stage: int) -> list[Variant]:
 
 def stages_figure(root: Path, path: Path, seed: int, image_size: int, n: int = 3) -> Path:
     """Rows of val images: image | label | each stage's prediction (seed `seed`), VOC colours, with a legend."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from matplotlib.patches import Patch
-
-    from common.palette import voc_palette
-
-    colours = np.asarray(voc_palette(), dtype=np.float32).reshape(256, 3) / 255
     val = SyntheticSegmentation(n, image_size=image_size, seed=seed, split="val")
-    models = [load_for_prediction(root / name / f"seed{seed}" / "last.pth", build_model)[0] for name in STAGES]
-    fig, axes = plt.subplots(n, 2 + len(STAGES), figsize=(2.2 * (2 + len(STAGES)), 2.3 * n + 0.6), dpi=110)
-    for i in range(n):
-        img, mask = val.sample(i)
-        masks = [predict_mask(m, val[i][0], torch.device("cpu")) for m in models]
-        for ax, shown, title in zip(axes[i], [img, colours[mask], *(colours[m] for m in masks)],
-                                    ["image", "label", *STAGES]):
-            ax.imshow(shown)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(title, fontsize=9)
-    handles = [Patch(color=colours[k], label=c) for k, c in enumerate(SyntheticSegmentation.CLASSES)]
-    fig.legend(handles=[*handles, Patch(color=colours[255], label="void")], loc="lower center", ncol=7, fontsize=8,
-               frameon=False)
-    fig.suptitle(f"FCN stages on synthetic val images (seed {seed})")
-    fig.tight_layout(rect=(0, 0.05, 1, 0.95))
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    models = {name: load_for_prediction(root / name / f"seed{seed}" / "last.pth", build_model)[0] for name in STAGES}
+    columns = {name: (lambda image, m=m: predict_mask(m, image, torch.device("cpu"))) for name, m in models.items()}
+    return experiment.prediction_grid(val, columns, path, title=f"FCN stages on synthetic val images (seed {seed})",
+                                      n=n)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

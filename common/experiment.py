@@ -132,3 +132,41 @@ def plot(rows: Sequence[dict[str, Any]], key: str, label: str, path: Path, *, ti
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def prediction_grid(dataset: Any, columns: dict[str, Callable[[Any], Any]], path: Path, *, title: str,
+                    n: int = 3) -> Path:
+    """Rows of `dataset` images (its `.sample(i)` → uint8 image, mask; `[i]` → PIL image, mask): image | label | one
+    column per predictor (PIL image → H×W class map), in the VOC colours, with a legend of `dataset.classes` and void.
+    One picture of what the table's numbers mean: 06's stages, 04's variants, 07's versions with and without CRF."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.patches import Patch
+
+    from common.palette import voc_palette
+
+    colours = np.asarray(voc_palette(), dtype=np.float32).reshape(256, 3) / 255
+    titles = ["image", "label", *columns]
+    fig, axes = plt.subplots(n, len(titles), figsize=(2.2 * len(titles), 2.3 * n + 0.6), dpi=110, squeeze=False)
+    for i in range(n):
+        img, mask = dataset.sample(i)
+        shown = [img, colours[mask], *(colours[predict(dataset[i][0])] for predict in columns.values())]
+        for ax, picture, name in zip(axes[i], shown, titles):
+            ax.imshow(picture)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+    handles = [Patch(color=colours[k], label=c) for k, c in enumerate(dataset.classes)]
+    fig.legend(handles=[*handles, Patch(color=colours[255], label="void")], loc="lower center",
+               ncol=min(len(handles) + 1, 8), fontsize=8, frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.05 * (1 + len(handles) // 8), 1, 0.95))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

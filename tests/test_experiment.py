@@ -75,3 +75,42 @@ def test_tools_figures_draws_the_synthetic_context_figure(tmp_path):
         assert image.format == "PNG" and image.size[0] > 800
     with pytest.raises(SystemExit):
         figures.main(["no_such_figure"])
+
+
+class _TinySegmentation:
+    """Two 8×8 images whose label is all class 1; `[i]` hands out a marker the predictors must receive."""
+    classes = ["background", "disk"]
+
+    def sample(self, i):
+        import numpy as np
+
+        return np.full((8, 8, 3), 40 * i, dtype=np.uint8), np.ones((8, 8), dtype=np.uint8)
+
+    def __getitem__(self, i):
+        return f"image {i}", None
+
+
+def test_prediction_grid_draws_every_predictor_on_every_row(tmp_path, monkeypatch):
+    import matplotlib.figure
+    import numpy as np
+
+    seen, drawn = [], {}
+    predictors = {name: (lambda image, name=name: seen.append((name, image)) or np.zeros((8, 8), dtype=np.uint8))
+                  for name in ("32s", "8s")}
+    save = matplotlib.figure.Figure.savefig
+
+    def capture(fig, path, *args, **kwargs):
+        drawn["titles"] = [ax.get_title() for ax in fig.axes]
+        drawn["legend"] = [t.get_text() for t in fig.legends[0].get_texts()]
+        drawn["suptitle"] = fig._suptitle.get_text()
+        drawn["label"] = fig.axes[1].images[0].get_array()[0, 0].tolist()
+        return save(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", capture)
+    path = experiment.prediction_grid(_TinySegmentation(), predictors, tmp_path / "a" / "grid.png", title="stages", n=2)
+    assert seen == [("32s", "image 0"), ("8s", "image 0"), ("32s", "image 1"), ("8s", "image 1")]
+    assert drawn["titles"] == ["image", "label", "32s", "8s"] + [""] * 4  # column titles on the first row only
+    assert drawn["legend"] == ["background", "disk", "void"] and drawn["suptitle"] == "stages"
+    assert drawn["label"] == pytest.approx([128 / 255, 0, 0])  # class 1 in the VOC colours
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size == (968, 572)  # 2.2 in per column, 2.3 in per row + 0.6, at 110 dpi
