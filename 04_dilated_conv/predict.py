@@ -15,7 +15,7 @@ from common.errors import cli_main  # noqa: E402
 from common.predict import load_for_prediction  # noqa: E402
 from common.seg_predict import get_args_parser, output_dir, run  # noqa: E402
 from model import build_model  # noqa: E402
-from receptive_field import count_holes, heatmap_image, model_receptive_field  # noqa: E402
+from receptive_field import count_holes, model_receptive_field, save_heatmap_figure  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         field = model_receptive_field(model)
         holes = count_holes(field)
         out = output_dir(args) / f"receptive_field_{model.variant}.png"
-        heatmap_image(field, cell=3, title=f"{model.variant}: {field.shape[0]}x{field.shape[1]} field, {holes} holes").save(out)
+        save_heatmap_figure(field, out, f"{model.variant}: {field.shape[0]}x{field.shape[1]} field, {holes} holes")
         print(f"receptive field: {out} ({holes} holes)")
     return code
 

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image, ImageDraw
 
 
 def conv_stack_field(layers: Sequence[tuple[int, int, int]]) -> torch.Tensor:
@@ -55,36 +54,47 @@ def count_holes(field: torch.Tensor) -> int:
     return int((field == 0).sum())
 
 
-def _colormap(values: np.ndarray) -> np.ndarray:
-    """Map [0, 1] to a dark-blue → yellow ramp (a hand-rolled viridis-like scale: no matplotlib needed)."""
-    anchors = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64)
-    pos = values * (len(anchors) - 1)
-    low = np.clip(np.floor(pos).astype(int), 0, len(anchors) - 2)
-    frac = (pos - low)[..., None]
-    return (anchors[low] * (1 - frac) + anchors[low + 1] * frac).astype(np.uint8)
+def heatmap_figure(field: torch.Tensor, title: str):
+    """Path counts as a matplotlib figure: one square per input pixel, coloured by its number of paths to the centre
+    output (viridis, scale on the colour bar), holes black (a legend entry says so); axes in pixels from the centre."""
+    import matplotlib
 
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
-def heatmap_image(field: torch.Tensor, cell: int = 12, title: str = "") -> Image.Image:
-    """Render path counts as a heatmap: holes black, reached pixels coloured by count, one `cell`-sized square each."""
     counts = field.numpy()
-    rgb = _colormap(counts / counts.max())
-    rgb[counts == 0] = 0
-    image = Image.fromarray(rgb, mode="RGB").resize((counts.shape[1] * cell, counts.shape[0] * cell), Image.NEAREST)
-    if not title:
-        return image
-    canvas = Image.new("RGB", (image.width, image.height + 16), "white")
-    canvas.paste(image, (0, 16))
-    ImageDraw.Draw(canvas).text((2, 2), title, fill="black")
-    return canvas
+    rows, cols = counts.shape
+    extent = (-(cols // 2) - 0.5, cols - cols // 2 - 0.5, rows - rows // 2 - 0.5, -(rows // 2) - 0.5)
+    cmap = plt.get_cmap("viridis").with_extremes(bad="black")  # masked (0 paths) squares are drawn black
+    fig, ax = plt.subplots(figsize=(5.2, 4.4), dpi=110)
+    image = ax.imshow(np.ma.masked_equal(counts, 0), cmap=cmap, extent=extent, interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="paths from the input pixel to the centre output")
+    fig.legend(handles=[Patch(color="black", label="hole: 0 paths")], loc="lower left", fontsize=8, frameon=False)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("input column, px from the centre")
+    ax.set_ylabel("input row, px from the centre")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))  # room for the legend below
+    return fig
+
+
+def save_heatmap_figure(field: torch.Tensor, path: str | Path, title: str) -> Path:
+    """Write `heatmap_figure(field, title)` as a PNG (parent folders created) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig = heatmap_figure(field, title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def save_heatmap(rates: Sequence[int], path: str | Path, kernel_size: int = 3) -> int:
     """Write the heatmap PNG for `rates` to `path` and return its hole count."""
     field = receptive_field(rates, kernel_size)
     holes = count_holes(field)
-    title = f"rates {list(rates)}: {field.shape[0]}x{field.shape[1]}, {holes} holes"
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    heatmap_image(field, title=title).save(path)
+    save_heatmap_figure(field, path, f"rates {list(rates)}: {field.shape[0]}x{field.shape[1]} field, {holes} holes")
     return holes
 
 

@@ -86,7 +86,7 @@ def test_heatmap_png_written(tmp_path) -> None:
 
     holes = rf.save_heatmap([2, 2, 2], tmp_path / "grid.png")
     image = Image.open(tmp_path / "grid.png")
-    assert holes == 120 and image.mode == "RGB" and image.width == 13 * 12
+    assert holes == 120 and image.mode == "RGBA" and image.size == (int(5.2 * 110), int(4.4 * 110))
 
 
 @pytest.mark.parametrize("name", model_mod.MODELS)
@@ -124,7 +124,7 @@ def test_model_receptive_fields_show_gridding_only_for_the_gridding_variant() ->
     assert rf.model_receptive_field(model_mod.build_model("hdc", 6, width=8)).shape == (135, 135)
 
 
-def test_train_then_predict_with_receptive_field(tmp_path) -> None:
+def test_train_then_predict_with_receptive_field(tmp_path, capsys) -> None:
     from PIL import Image
 
     train = load("04_dilated_conv", "train")
@@ -140,9 +140,10 @@ def test_train_then_predict_with_receptive_field(tmp_path) -> None:
     assert predict.main([str(tmp_path / "last.pth"), str(image), "--output-dir", str(out), "--receptive-field"]) == 0
     mask = Image.open(out / "odd_mask.png")
     assert mask.mode == "P" and mask.size == (27, 41)
-    heatmap = Image.open(out / "receptive_field_gridding.png")
+    assert Image.open(out / "receptive_field_gridding.png").format == "PNG"
     field = rf.model_receptive_field(model_mod.build_model("gridding", 6, width=8, groups=1))
-    assert heatmap.width == field.shape[1] * 3 and rf.count_holes(field) > 0
+    holes = rf.count_holes(field)
+    assert holes > 0 and f"receptive field: {out / 'receptive_field_gridding.png'} ({holes} holes)" in capsys.readouterr().out
 
 
 def test_train_rejects_bad_flags(tmp_path) -> None:
@@ -215,73 +216,49 @@ def test_hdc_rule_boundaries_and_single_layers() -> None:
     assert dilation.hdc_valid([1]) and not dilation.hdc_valid([2]) and not dilation.hdc_valid([3])
 
 
-# The heatmap's colour scale: viridis at 0, 1/4, 1/2, 3/4 and 1 (8-bit), linearly interpolated in between.
-VIRIDIS_ANCHORS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]])
+def _drawn(field: torch.Tensor, title: str = "t"):
+    """The heatmap figure's parts: the image artist, the colour bar's axes, the legend's labels, the title."""
+    fig = rf.heatmap_figure(field, title)
+    heat, bar = fig.axes
+    return fig, heat, bar
 
 
-def test_colormap_is_the_viridis_ramp() -> None:
-    positions = np.linspace(0, 1, 5)
-    assert np.array_equal(rf._colormap(positions), VIRIDIS_ANCHORS)  # exact at the anchors, ends included
-    values = np.linspace(0, 1, 97)
-    rgb = rf._colormap(values)
-    assert rgb.dtype == np.uint8 and rgb.shape == (97, 3)
-    expected = np.stack([np.interp(values, positions, VIRIDIS_ANCHORS[:, c]) for c in range(3)], axis=-1)
-    assert np.abs(rgb.astype(float) - expected).max() <= 1  # uint8 truncation
-    assert np.array_equal(rf._colormap(np.array([[0.125, 0.875]])), [[[63, 41, 111], [173, 216, 67]]])  # midpoints
+def test_heatmap_squares_are_the_path_counts_and_holes_are_black() -> None:
+    import matplotlib.pyplot as plt
 
-
-def test_heatmap_cells_are_the_path_counts() -> None:
     # [2, 2, 2]: 13×13 field; the centre has the most paths (7 per axis: 49), the corners one, odd offsets none.
     field = rf.receptive_field([2, 2, 2])
     counts = field.numpy()
     assert counts.max() == counts[6, 6] == 49 and counts[0, 0] == 1
-    image = rf.heatmap_image(field, cell=3)  # no title: just the cells
-    assert image.mode == "RGB" and image.size == (13 * 3, 13 * 3)
-    pixels = np.asarray(image)
-    cells = pixels[::3, ::3]
-    assert np.array_equal(pixels, cells.repeat(3, axis=0).repeat(3, axis=1))  # each value is a flat 3×3 square
-    holes = counts == 0
-    assert (cells[holes] == 0).all() and (cells[~holes].max(axis=-1) > 0).all()  # black = hole, and only holes
-    assert np.array_equal(cells[~holes], rf._colormap(counts[~holes] / 49))  # colour = count / max count
-    assert tuple(cells[6, 6]) == (253, 231, 37) and tuple(cells[0, 0]) == tuple(rf._colormap(np.array([1 / 49]))[0])
-    # any H×W field (the model's, a crop) renders as W·cell × H·cell
-    assert rf.heatmap_image(torch.ones(3, 5, dtype=torch.float64), cell=2).size == (10, 6)
-    assert rf.heatmap_image(field).size == (13 * 12, 13 * 12)  # default cell 12
+    fig, heat, bar = _drawn(field, "rates [2, 2, 2]")
+    image = heat.images[0]
+    drawn = image.get_array()
+    assert np.array_equal(drawn.data, counts) and np.array_equal(drawn.mask, counts == 0)  # masked = exactly the holes
+    assert image.get_cmap().name == "viridis" and tuple(image.get_cmap().get_bad()) == (0, 0, 0, 1)  # holes: black
+    assert image.get_clim() == (1, 49)  # the colour scale spans the reached counts
+    assert image.get_extent() == [-6.5, 6.5, 6.5, -6.5]  # one unit square per pixel, 0 at the centre output's input
+    assert bar.get_ylabel() == "paths from the input pixel to the centre output"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["hole: 0 paths"]
+    assert heat.get_title() == "rates [2, 2, 2]" and "column" in heat.get_xlabel() and "row" in heat.get_ylabel()
+    plt.close(fig)
+    # any H×W field: even sides put the centre at index H // 2, W // 2
+    fig, heat, _ = _drawn(torch.ones(4, 5, dtype=torch.float64))
+    assert heat.images[0].get_extent() == [-2.5, 2.5, 1.5, -2.5]
+    plt.close(fig)
 
 
-def _title_band(width: int, title: str) -> np.ndarray:
-    """The 16-pixel band above a titled heatmap: the title in black at a 2-pixel margin on white."""
-    from PIL import Image, ImageDraw
-
-    band = Image.new("RGB", (width, 16), (255, 255, 255))
-    ImageDraw.Draw(band).text((2, 2), title, fill=(0, 0, 0))
-    return np.asarray(band)
-
-
-def test_heatmap_title_band_above_the_cells() -> None:
-    field = rf.receptive_field([1, 2, 5])
-    plain = np.asarray(rf.heatmap_image(field, cell=4))
-    titled = np.asarray(rf.heatmap_image(field, cell=4, title="rates [1, 2, 5]"))
-    assert titled.shape == (17 * 4 + 16, 17 * 4, 3)
-    assert np.array_equal(titled[16:], plain)  # the cells, unmoved, below the band
-    band = titled[:16]
-    assert np.array_equal(band, _title_band(17 * 4, "rates [1, 2, 5]"))
-    grey = band.min(axis=-1)  # the text is anti-aliased: grey levels, the darkest near black
-    assert grey.min() < 32 and (band.max(axis=-1) == grey).all() and (band[:, -1] == 255).all()  # dark ink, white paper
-
-
-def test_save_heatmap_title_kernel_size_and_nested_folder(tmp_path) -> None:
+def test_save_heatmap_title_kernel_size_and_nested_folder(tmp_path, monkeypatch) -> None:
     from PIL import Image
 
+    titles = []
+    drawn = rf.heatmap_figure
+    monkeypatch.setattr(rf, "heatmap_figure", lambda field, title: titles.append((field.shape, title)) or drawn(field, title))
     path = tmp_path / "a" / "b" / "rates.png"  # missing parent folders are created
     assert rf.save_heatmap([2, 2, 2], path) == 120
-    saved = np.asarray(Image.open(path))
-    assert saved.shape == (13 * 12 + 16, 13 * 12, 3)
-    assert np.array_equal(saved[:16], _title_band(13 * 12, "rates [2, 2, 2]: 13x13, 120 holes"))
-    assert np.array_equal(saved[16:], np.asarray(rf.heatmap_image(rf.receptive_field([2, 2, 2]))))
+    assert Image.open(path).format == "PNG"
     # kernel_size reaches the field: one 5×5 layer at rate 2 spans 2(5 − 1) + 1 = 9, every other pixel a hole.
     assert rf.save_heatmap([2], tmp_path / "k5.png", kernel_size=5) == 81 - 25
-    assert Image.open(tmp_path / "k5.png").size == (9 * 12, 9 * 12 + 16)
+    assert titles == [((13, 13), "rates [2, 2, 2]: 13x13 field, 120 holes"), ((9, 9), "rates [2]: 9x9 field, 56 holes")]
 
 
 def test_receptive_field_cli_writes_one_png_per_rate_list(tmp_path, capsys) -> None:
@@ -293,12 +270,8 @@ def test_receptive_field_cli_writes_one_png_per_rate_list(tmp_path, capsys) -> N
     assert capsys.readouterr().out.splitlines() == [f"{out / 'rates_2_2_2.png'}: 120 holes",
                                                     f"{out / 'rates_1_2_5.png'}: 0 holes",
                                                     f"{out / 'rates_1_2_9.png'}: 184 holes"]
-    for name, size, title in (("2_2_2", 13, "rates [2, 2, 2]: 13x13, 120 holes"),
-                              ("1_2_5", 17, "rates [1, 2, 5]: 17x17, 0 holes"),
-                              ("1_2_9", 25, "rates [1, 2, 9]: 25x25, 184 holes")):
-        image = np.asarray(Image.open(out / f"rates_{name}.png"))
-        assert image.shape == (size * 12 + 16, size * 12, 3)
-        assert np.array_equal(image[:16], _title_band(size * 12, title))
+    for name in ("2_2_2", "1_2_5", "1_2_9"):
+        assert Image.open(out / f"rates_{name}.png").format == "PNG"
 
 
 def test_receptive_field_cli_default_out_dir(tmp_path, monkeypatch, capsys) -> None:
