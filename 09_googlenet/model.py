@@ -2,8 +2,13 @@
 
 Inception runs 1×1, 1×1→3×3, 1×1→5×5 and 3×3 max-pool→1×1 branches side by side and concatenates them (不同尺度的感知);
 two auxiliary classifiers (after 4a and 4d) push gradient into the middle of the net during training only.
+`batch_norm=False` is the paper's own net (2014, before BatchNorm): conv + bias + ReLU, no normalisation, so the
+vanishing gradient the notes give as the aux heads' first reason (一是为了避免梯度消失) can be measured (compare.py).
 """
 from __future__ import annotations
+
+import functools
+import math
 
 import torch
 import torch.nn.functional as F
@@ -22,12 +27,13 @@ INCEPTION = {
 
 
 class BasicConv2d(nn.Module):
-    """Conv → BN → ReLU (BN replaces the paper's LRN; same layout and names as torchvision)."""
+    """Conv → BN → ReLU (BN replaces the paper's LRN; same layout and names as torchvision). `batch_norm=False`:
+    conv with bias → ReLU, as in the paper (`bn` is then an identity, so the parameter names stay the same)."""
 
-    def __init__(self, in_ch: int, out_ch: int, **kwargs) -> None:
+    def __init__(self, in_ch: int, out_ch: int, batch_norm: bool = True, **kwargs) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, bias=False, **kwargs)
-        self.bn = nn.BatchNorm2d(out_ch, eps=0.001)
+        self.conv = nn.Conv2d(in_ch, out_ch, bias=not batch_norm, **kwargs)
+        self.bn = nn.BatchNorm2d(out_ch, eps=0.001) if batch_norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.bn(self.conv(x)), inplace=True)
@@ -40,16 +46,16 @@ class Inception(nn.Module):
     """
 
     def __init__(self, in_ch: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5x5red: int, ch5x5: int, pool_proj: int,
-                 branch3_kernel: int = 5) -> None:
+                 branch3_kernel: int = 5, batch_norm: bool = True) -> None:
         super().__init__()
-        self.branch1 = BasicConv2d(in_ch, ch1x1, kernel_size=1)
-        self.branch2 = nn.Sequential(BasicConv2d(in_ch, ch3x3red, kernel_size=1),
-                                     BasicConv2d(ch3x3red, ch3x3, kernel_size=3, padding=1))
+        conv = functools.partial(BasicConv2d, batch_norm=batch_norm)
+        self.branch1 = conv(in_ch, ch1x1, kernel_size=1)
+        self.branch2 = nn.Sequential(conv(in_ch, ch3x3red, kernel_size=1), conv(ch3x3red, ch3x3, kernel_size=3, padding=1))
         k = branch3_kernel
-        self.branch3 = nn.Sequential(BasicConv2d(in_ch, ch5x5red, kernel_size=1),
-                                     BasicConv2d(ch5x5red, ch5x5, kernel_size=k, padding=k // 2))
+        self.branch3 = nn.Sequential(conv(in_ch, ch5x5red, kernel_size=1),
+                                     conv(ch5x5red, ch5x5, kernel_size=k, padding=k // 2))
         self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True),
-                                     BasicConv2d(in_ch, pool_proj, kernel_size=1))
+                                     conv(in_ch, pool_proj, kernel_size=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
@@ -59,9 +65,9 @@ class InceptionAux(nn.Module):
     """辅助分类器: avg-pool to 4×4 → 1×1 conv (128) → FC 1024 → dropout 0.7 → FC. Adaptive pooling (5×5/3 at 14×14 in the
     paper) keeps it working at any input size."""
 
-    def __init__(self, in_ch: int, num_classes: int, dropout: float = 0.7) -> None:
+    def __init__(self, in_ch: int, num_classes: int, dropout: float = 0.7, batch_norm: bool = True) -> None:
         super().__init__()
-        self.conv = BasicConv2d(in_ch, 128, kernel_size=1)
+        self.conv = BasicConv2d(in_ch, 128, batch_norm, kernel_size=1)
         self.fc1 = nn.Linear(2048, 1024)
         self.fc2 = nn.Linear(1024, num_classes)
         self.dropout = nn.Dropout(dropout)
@@ -76,40 +82,49 @@ class GoogLeNet(nn.Module):
 
     Train mode with `aux_logits` returns (logits, aux1, aux2); eval mode returns logits only. `torchvision_compat=True`
     gives torchvision.models.googlenet's exact state_dict; `transform_input=True` is what its ImageNet weights expect.
+
+    `batch_norm=False` builds the paper's net without BatchNorm (Szegedy et al. 2014 predates it; the notes' reason for
+    the aux heads, 避免梯度消失, is about such a net), initialised as the paper's reference Caffe model bvlc_googlenet:
+    "xavier" weights, i.e. uniform ±sqrt(3 / fan_in), and conv biases 0.2. The BN net's std-0.01 init, with no BN
+    to renormalise, shrinks the signal layer by layer: at 96 px its logits are ~1e-12 and conv1's gradient ~1e-7.
     """
 
     def __init__(self, num_classes: int = 1000, aux_logits: bool = True, torchvision_compat: bool = False,
-                 transform_input: bool = False, dropout: float | None = None, dropout_aux: float = 0.7) -> None:
+                 transform_input: bool = False, dropout: float | None = None, dropout_aux: float = 0.7,
+                 batch_norm: bool = True) -> None:
         super().__init__()
         self.aux_logits = aux_logits
         self.transform_input = transform_input
         if dropout is None:
             dropout = 0.2 if torchvision_compat else 0.4  # paper: 40% dropout before the classifier
-        k = 3 if torchvision_compat else 5
-        self.conv1 = BasicConv2d(3, 64, kernel_size=7, stride=2, padding=3)
+        block = functools.partial(Inception, branch3_kernel=3 if torchvision_compat else 5, batch_norm=batch_norm)
+        self.conv1 = BasicConv2d(3, 64, batch_norm, kernel_size=7, stride=2, padding=3)
         self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
-        self.conv2 = BasicConv2d(64, 64, kernel_size=1)
-        self.conv3 = BasicConv2d(64, 192, kernel_size=3, padding=1)
+        self.conv2 = BasicConv2d(64, 64, batch_norm, kernel_size=1)
+        self.conv3 = BasicConv2d(64, 192, batch_norm, kernel_size=3, padding=1)
         self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
-        self.inception3a = Inception(*INCEPTION["3a"], branch3_kernel=k)
-        self.inception3b = Inception(*INCEPTION["3b"], branch3_kernel=k)
+        self.inception3a = block(*INCEPTION["3a"])
+        self.inception3b = block(*INCEPTION["3b"])
         self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
-        self.inception4a = Inception(*INCEPTION["4a"], branch3_kernel=k)
-        self.inception4b = Inception(*INCEPTION["4b"], branch3_kernel=k)
-        self.inception4c = Inception(*INCEPTION["4c"], branch3_kernel=k)
-        self.inception4d = Inception(*INCEPTION["4d"], branch3_kernel=k)
-        self.inception4e = Inception(*INCEPTION["4e"], branch3_kernel=k)
+        self.inception4a = block(*INCEPTION["4a"])
+        self.inception4b = block(*INCEPTION["4b"])
+        self.inception4c = block(*INCEPTION["4c"])
+        self.inception4d = block(*INCEPTION["4d"])
+        self.inception4e = block(*INCEPTION["4e"])
         self.maxpool4 = nn.MaxPool2d(2, stride=2, ceil_mode=True)
-        self.inception5a = Inception(*INCEPTION["5a"], branch3_kernel=k)
-        self.inception5b = Inception(*INCEPTION["5b"], branch3_kernel=k)
+        self.inception5a = block(*INCEPTION["5a"])
+        self.inception5b = block(*INCEPTION["5b"])
         if aux_logits:
-            self.aux1 = InceptionAux(512, num_classes, dropout_aux)
-            self.aux2 = InceptionAux(528, num_classes, dropout_aux)
+            self.aux1 = InceptionAux(512, num_classes, dropout_aux, batch_norm)
+            self.aux2 = InceptionAux(528, num_classes, dropout_aux, batch_norm)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(1024, num_classes)
         for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and not batch_norm:
+                nn.init.uniform_(m.weight, -math.sqrt(3 / m.weight[0].numel()), math.sqrt(3 / m.weight[0].numel()))
+                nn.init.constant_(m.bias, 0.2 if isinstance(m, nn.Conv2d) else 0.0)
+            elif isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
@@ -170,7 +185,8 @@ class GoogLeNetLoss(nn.Module):
 
 
 def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
-    """`googlenet`; kwargs: `aux_logits`, `torchvision_compat`, `transform_input`, `dropout`, `dropout_aux`."""
+    """`googlenet`; kwargs: `aux_logits`, `torchvision_compat`, `transform_input`, `dropout`, `dropout_aux`,
+    `batch_norm`."""
     if name == "googlenet":
         return GoogLeNet(num_classes, **kwargs)
     raise ValueError(f"unknown model {name!r}; choose from {MODELS}")

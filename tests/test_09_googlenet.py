@@ -1,6 +1,7 @@
 """09_googlenet: Inception branches, aux heads (training only, loss weight 0.3), torchvision parity, small inputs."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -289,3 +290,111 @@ def test_forward_applies_transform_input_only_when_asked() -> None:
         torch.testing.assert_close(caffe(x), plain(plain._transform_input(x)))
         plain(x)
     assert torch.equal(seen["plain"], x) and torch.equal(seen["caffe"], caffe._transform_input(x))
+
+
+# ------------------------------------------------------------------------------------------ batch_norm=False, compare.py
+def _basic_convs(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, G.BasicConv2d)]
+
+
+def test_no_batch_norm_is_conv_bias_relu_with_the_same_outputs() -> None:
+    """batch_norm=False (the paper's 2014 net): no BatchNorm anywhere, aux heads included; every conv has a bias; the
+    Caffe init (uniform ±sqrt(3/fan_in), conv bias 0.2); the same outputs in train and eval mode."""
+    torch.manual_seed(0)
+    model = G.build_model("googlenet", 7, batch_norm=False)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert not any(".bn." in k for k in model.state_dict())
+    convs = _basic_convs(model)
+    assert len(convs) == len(_basic_convs(G.build_model("googlenet", 7))) and all(c.conv.bias is not None for c in convs)
+    weight = model.inception4c.branch2[1].conv.weight  # fan_in 128·3·3
+    assert weight.abs().max() <= (3 / (128 * 9)) ** 0.5 and weight.std() > 0.9 * (1 / (128 * 9)) ** 0.5
+    assert torch.equal(model.conv1.conv.bias, torch.full((64,), 0.2))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        out = model.train()(x)
+        logits = model.eval()(x)
+    assert isinstance(out, tuple) and [o.shape for o in out] == [(2, 7)] * 3 and logits.shape == (2, 7)
+
+
+def test_batch_norm_default_is_unchanged() -> None:
+    """batch_norm=True is the default and the model it builds is the one before the flag existed: the README's
+    parameter count and, under the same seed, the same initial weights as an explicit batch_norm=True. Without BN each
+    BasicConv2d trades BN's weight and bias (2C) for a conv bias (C)."""
+    with torch.device("meta"):
+        default, no_bn = G.GoogLeNet(), G.GoogLeNet(batch_norm=False)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(default) == 13_385_816
+    assert count(default) - count(no_bn) == sum(c.conv.out_channels for c in _basic_convs(default))
+    torch.manual_seed(0)
+    implicit = G.build_model("googlenet", 10).state_dict()
+    torch.manual_seed(0)
+    explicit = G.build_model("googlenet", 10, batch_norm=True).state_dict()
+    assert implicit.keys() == explicit.keys() and all(torch.equal(v, explicit[k]) for k, v in implicit.items())
+
+
+C = load("09_googlenet", "compare")
+
+
+@pytest.mark.parametrize("aux", [True, False])
+def test_conv1_grad_norms_are_the_main_and_the_total_loss_gradients(aux: bool) -> None:
+    """The norms `conv1_grad_norms` reports are those of d CE(main)/dW and d(training loss)/dW at conv1, computed
+    here by two separate backward passes (dropout off, so both passes see the same network), and `.grad` holds the
+    training loss's gradient for the optimizer. Without aux heads both norms are one number."""
+    torch.manual_seed(0)
+    model = G.build_model("googlenet", 3, aux_logits=aux, batch_norm=False, dropout=0.0, dropout_aux=0.0).train()
+    x, y = torch.randn(2, 3, 32, 32), torch.tensor([0, 2])
+    criterion = G.GoogLeNetLoss()
+    loss, norms = C.conv1_grad_norms(model, criterion, x, y)
+    grad = model.conv1.conv.weight.grad.clone()
+    out = model(x)
+    main = nn.functional.cross_entropy(out[0] if aux else out, y)
+    expected_main = torch.autograd.grad(main, model.conv1.conv.weight, retain_graph=True)[0]
+    expected_total = torch.autograd.grad(criterion(out, y), model.conv1.conv.weight)[0]
+    torch.testing.assert_close(loss, criterion(out, y).detach())
+    torch.testing.assert_close(grad, expected_total)
+    assert norms["main"] == pytest.approx(expected_main.norm().item(), rel=1e-4)
+    assert norms["total"] == pytest.approx(expected_total.norm().item(), rel=1e-4)
+    assert (norms["main"] != pytest.approx(norms["total"], rel=1e-3)) if aux else norms["main"] == norms["total"]
+
+
+def test_head_accuracies_reads_every_head_in_eval_mode() -> None:
+    """Each head's accuracy is that of its own logits (captured by hooks) on the whole val set; BN statistics do not
+    move (eval mode), the train/eval state is restored, and a model without aux heads gets NaN for them."""
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2, 0, 1])
+    loader = C.TensorLoader(images, labels, 2, train=False)
+    model = G.build_model("googlenet", 3).train()
+    logits: dict[str, list[torch.Tensor]] = {"aux1": [], "aux2": [], "main": []}
+    for head in ("aux1", "aux2"):
+        getattr(model, head).register_forward_hook(lambda m, i, o, head=head: logits[head].append(o))
+    model.fc.register_forward_hook(lambda m, i, o: logits["main"].append(o))
+    running = model.conv1.bn.running_mean.clone()
+    acc = C.head_accuracies(model, loader)
+    assert all(m.training for m in model.modules())  # train mode restored, every layer
+    assert torch.equal(model.conv1.bn.running_mean, running)
+    assert all(len(v) == 3 for v in logits.values())  # 2 + 2 + 1 images, every head on every batch
+    for head, outs in logits.items():
+        assert acc[head] == (torch.cat(outs).argmax(1) == labels).sum().item() / len(labels)
+    no_aux = C.head_accuracies(G.build_model("googlenet", 3, aux_logits=False).eval(), loader)
+    assert 0 <= no_aux["main"] <= 1 and math.isnan(no_aux["aux1"]) and math.isnan(no_aux["aux2"])
+
+
+def test_compare_runs_every_variant_and_draws_both_figures(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rows = C.main(["--seeds", "1", "--steps", "2", "--log-every", "1", "--images", "4", "--batch", "2",
+                   "--val-images", "2", "--image-size", "32", "--device", "cpu", "--assets", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert [r["variant"] for r in rows] == list(C.VARIANTS)
+    assert all([h["step"] for h in r["history"] if "grad_main" in h] == [0, 1] for r in rows)
+    assert all(r["grad_ratio"] == 1.0 for r in rows if not C.VARIANTS[r["variant"]]["aux_logits"])
+    assert "| no BN + aux |" in out and "training / main" in out and "`python " in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grad_norm.png", "head_accuracy.png"]
+
+
+@pytest.mark.parametrize("flags, message", [(["--images", "4", "--batch", "8"], "no full batch"),
+                                            (["--seeds", "0"], "--seeds must be at least 1"),
+                                            (["--image-size", "8"], "--image-size must be at least 15")])
+def test_compare_refuses_a_budget_that_cannot_run(tmp_path: Path, flags: list[str], message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        C.main(["--quick", *flags, "--assets", str(tmp_path)])
+    assert not any(tmp_path.iterdir())
