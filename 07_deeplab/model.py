@@ -4,7 +4,8 @@ Keep resolution by turning the last strides into dilation (DilatedFCN after bloc
 atrous convs: V1 a LargeFOV head, V2 ASPP of 4 summed classifiers, V3 ASPP + image pooling + BN, V3+ a stride-4 decoder.
 
 The backbone is a torchvision model kept under its own parameter names (`model.backbone`), so ImageNet weights load
-into it by name and shape; only strides, paddings and dilations change, never a weight shape. Light backbone: resnet18.
+into it by name and shape; only strides, paddings and dilations change, never a weight shape. Light backbones: resnet18,
+and "light" (ResNet-18's layout at 1/4 width, no ImageNet weights) for runs from scratch on the synthetic data.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torchvision
 from torch import nn
 
 MODELS = ("deeplabv1", "deeplabv2", "deeplabv3", "deeplabv3plus")
-BACKBONES = ("vgg16", "resnet18", "resnet50", "resnet101")
+BACKBONES = ("vgg16", "resnet18", "resnet50", "resnet101", "light")
 # version: (backbone, output stride) as published (V3+ used Xception; ResNet-101 is its reported alternative)
 DEFAULTS = {"deeplabv1": ("vgg16", 8), "deeplabv2": ("resnet101", 8),
             "deeplabv3": ("resnet101", 16), "deeplabv3plus": ("resnet101", 16)}
@@ -44,13 +45,33 @@ def make_backbone(name: str) -> tuple[nn.Module, tuple[tuple[str, ...], ...], tu
         cuts = (0, 16, 23, 30, 31)
         stages = tuple(tuple(f"features.{i}" for i in range(a, b)) for a, b in zip(cuts, cuts[1:]))
         return net, stages, (256, 512, 512)
+    stages = (("conv1", "bn1", "relu", "maxpool", "layer1"), ("layer2",), ("layer3",), ("layer4",))
     if name in ("resnet18", "resnet50", "resnet101"):
         net = getattr(torchvision.models, name)()
         del net.avgpool, net.fc
         e = net.layer1[0].expansion
-        stages = (("conv1", "bn1", "relu", "maxpool", "layer1"), ("layer2",), ("layer3",), ("layer4",))
         return net, stages, (64 * e, 256 * e, 512 * e)
+    if name == "light":
+        return light_resnet(), stages, (16, 64, 128)
     raise ValueError(f"unknown backbone {name!r}; choose from {BACKBONES}")
+
+
+def light_resnet(widths: Sequence[int] = (16, 32, 64, 128)) -> nn.Module:
+    """ResNet-18's layout (7×7 stem, max pool, 4 stages of 2 torchvision BasicBlocks) at 1/4 width, with ResNet's
+    submodule names, so dilation and the heads treat it like resnet18: the CPU-sized backbone of the experiments."""
+    block = torchvision.models.resnet.BasicBlock
+
+    def stage(cin: int, cout: int, stride: int) -> nn.Sequential:
+        down = None if stride == 1 and cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                                                       nn.BatchNorm2d(cout))
+        return nn.Sequential(block(cin, cout, stride, down), block(cout, cout))
+
+    net = nn.Module()
+    net.conv1, net.bn1 = nn.Conv2d(3, widths[0], 7, 2, 3, bias=False), nn.BatchNorm2d(widths[0])
+    net.relu, net.maxpool = nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)
+    for i, (cin, cout) in enumerate(zip((widths[0], *widths[:-1]), widths)):
+        setattr(net, f"layer{i + 1}", stage(cin, cout, 1 if i == 0 else 2))
+    return net
 
 
 def dilate_(units: Sequence[nn.Module], rates: Sequence[int]) -> None:
@@ -76,10 +97,10 @@ def conv_bn_relu(cin: int, cout: int, k: int = 1, rate: int = 1) -> nn.Sequentia
 class LargeFOV(nn.Sequential):
     """V1's head: fc6 as a 3×3 conv, dilation 12, 1024 channels (instead of VGG's 7×7×4096), fc7 1×1, fc8 scores."""
 
-    def __init__(self, cin: int, num_classes: int, rate: int) -> None:
-        super().__init__(nn.Conv2d(cin, 1024, 3, padding=rate, dilation=rate), nn.ReLU(inplace=True), nn.Dropout(0.5),
-                         nn.Conv2d(1024, 1024, 1), nn.ReLU(inplace=True), nn.Dropout(0.5),
-                         nn.Conv2d(1024, num_classes, 1))
+    def __init__(self, cin: int, num_classes: int, rate: int, width: int = 1024) -> None:
+        super().__init__(nn.Conv2d(cin, width, 3, padding=rate, dilation=rate), nn.ReLU(inplace=True), nn.Dropout(0.5),
+                         nn.Conv2d(width, width, 1), nn.ReLU(inplace=True), nn.Dropout(0.5),
+                         nn.Conv2d(width, num_classes, 1))
 
 
 class ASPPSum(nn.Module):
@@ -123,11 +144,11 @@ class Decoder(nn.Module):
     """V3+: stride-4 low-level features reduced 1×1 to 48 channels (so the 256 encoder channels are not drowned out),
     concatenated with the 4× bilinearly upsampled ASPP output, fused by two 3×3 convs (256) and classified."""
 
-    def __init__(self, low_channels: int, num_classes: int) -> None:
+    def __init__(self, low_channels: int, num_classes: int, width: int = 256, low: int = 48) -> None:
         super().__init__()
-        self.reduce = conv_bn_relu(low_channels, 48)
-        self.fuse = nn.Sequential(conv_bn_relu(256 + 48, 256, 3), conv_bn_relu(256, 256, 3))
-        self.classifier = nn.Conv2d(256, num_classes, 1)
+        self.reduce = conv_bn_relu(low_channels, low)
+        self.fuse = nn.Sequential(conv_bn_relu(width + low, width, 3), conv_bn_relu(width, width, 3))
+        self.classifier = nn.Conv2d(width, num_classes, 1)
 
     def forward(self, x: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
         low = self.reduce(low)
@@ -137,7 +158,8 @@ class Decoder(nn.Module):
 
 class DeepLab(nn.Module):
     def __init__(self, version: str, num_classes: int, backbone: str | None = None, output_stride: int | None = None,
-                 multi_grid: Sequence[int] | None = None, aux: bool = False) -> None:
+                 multi_grid: Sequence[int] | None = None, aux: bool = False,
+                 atrous_rates: Sequence[int] | None = None) -> None:
         super().__init__()
         if version not in MODELS:
             raise ValueError(f"unknown model {version!r}; choose from {MODELS}")
@@ -159,16 +181,22 @@ class DeepLab(nn.Module):
             modules = [self.backbone.get_submodule(n) for n in self.stages[k]]
             dilate_([u for m in modules for u in (m.children() if isinstance(m, nn.Sequential) else [m])], rates)
         base_rates, base_stride = HEAD_RATES[version]
-        self.rates = tuple(r * base_stride // output_stride for r in base_rates)
+        # `atrous_rates` replaces the published rates, e.g. scaled down for small images whose feature map is smaller
+        # than the rates (a rate ≥ the map's side makes a 3×3 atrous conv see only its centre tap: a 1×1 conv).
+        if atrous_rates is not None and len(atrous_rates) != len(base_rates):
+            raise ValueError(f"{version} has {len(base_rates)} atrous rate(s), got {list(atrous_rates)}")
+        self.rates = tuple(atrous_rates) if atrous_rates is not None else \
+            tuple(r * base_stride // output_stride for r in base_rates)
+        div = 4 if backbone == "light" else 1  # the light backbone's heads at 1/4 width too (1024 → 256, 256 → 64)
         if version == "deeplabv1":
-            self.head = LargeFOV(out_ch, num_classes, self.rates[0])
+            self.head = LargeFOV(out_ch, num_classes, self.rates[0], width=1024 // div)
         elif version == "deeplabv2":
             self.head = ASPPSum(out_ch, num_classes, self.rates)
         elif version == "deeplabv3":
-            self.head = nn.Sequential(ASPP(out_ch, self.rates), nn.Conv2d(256, num_classes, 1))
+            self.head = nn.Sequential(ASPP(out_ch, self.rates, 256 // div), nn.Conv2d(256 // div, num_classes, 1))
         else:
-            self.head = ASPP(out_ch, self.rates)
-        self.decoder = Decoder(low_ch, num_classes) if version == "deeplabv3plus" else None
+            self.head = ASPP(out_ch, self.rates, 256 // div)
+        self.decoder = Decoder(low_ch, num_classes, 256 // div, 48 // div) if version == "deeplabv3plus" else None
         # Optional auxiliary FCN head on the stride-16 stage (torchvision's recipe; not in the DeepLab papers).
         self.aux = nn.Sequential(conv_bn_relu(mid_ch, mid_ch // 4, 3), nn.Dropout(0.1),
                                  nn.Conv2d(mid_ch // 4, num_classes, 1)) if aux else None
@@ -190,5 +218,6 @@ class DeepLab(nn.Module):
 
 
 def build_model(name: str, num_classes: int, **kwargs) -> DeepLab:
-    """`name` in MODELS; kwargs: backbone (BACKBONES), output_stride (8/16), multi_grid (V3/V3+), aux (bool)."""
+    """`name` in MODELS; kwargs: backbone (BACKBONES), output_stride (8/16), multi_grid (V3/V3+), aux (bool),
+    atrous_rates (the head's rates instead of the published ones)."""
     return DeepLab(name, num_classes, **kwargs)

@@ -22,7 +22,7 @@ from common.errors import UserError, cli_main  # noqa: E402
 from common.seg_train import (add_segmentation_args, crop_size, fit_segmentation,  # noqa: E402
                               segmentation_loaders)
 from common.weights import is_weights_name, load_matching, resolve_state_dict, sub_state_dict  # noqa: E402
-from model import BACKBONES, DEFAULTS, MODELS, build_model  # noqa: E402
+from model import BACKBONES, DEFAULTS, HEAD_RATES, MODELS, build_model  # noqa: E402
 
 WEIGHTS_PREFIX = {"vgg16": "VGG16_Weights.", "resnet18": "ResNet18_Weights.", "resnet50": "ResNet50_Weights.",
                   "resnet101": "ResNet101_Weights."}
@@ -42,6 +42,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="default: 8 for V1/V2, 16 for V3/V3+ (atrous rates scale with it)")
     parser.add_argument("--multi-grid", type=int, nargs="+", default=None, metavar="R",
                         help="V3/V3+ unit rates of the last block, times its base rate (default: 1 2 4)")
+    parser.add_argument("--atrous-rates", type=int, nargs="+", default=None, metavar="R",
+                        help="the head's atrous rates instead of the published ones (V1: 1 rate, V2: 4, V3/V3+: 3), "
+                             "e.g. scaled to a small image's feature map")
     parser.add_argument("--aux", action="store_true", help="auxiliary FCN head on the stride-16 stage")
     parser.add_argument("--aux-weight", type=float, default=0.4,
                         help="weight of the auxiliary loss (default: %(default)s)")
@@ -94,11 +97,17 @@ def main(argv: list[str] | None = None) -> dict:
         raise UserError("--multi-grid is a DeepLab V3/V3+ option")
     if args.multi_grid is not None and min(args.multi_grid) < 1:
         raise UserError(f"--multi-grid rates must be at least 1, got {args.multi_grid}")
+    if args.atrous_rates is not None and (len(args.atrous_rates) != len(HEAD_RATES[args.model][0])
+                                          or min(args.atrous_rates) < 1):
+        raise UserError(f"--atrous-rates for {args.model} takes {len(HEAD_RATES[args.model][0])} rate(s) of at least "
+                        f"1, got {args.atrous_rates}")
     if args.batch_size == 1 and args.model in ("deeplabv3", "deeplabv3plus"):  # below 1: cli.check_args says so
         raise UserError(f"--batch-size 1 cannot train {args.model}: the BatchNorm after image pooling sees one value "
                         "per channel; use --batch-size 2 or more")
     if args.aux_weight < 0:
         raise UserError(f"--aux-weight must be >= 0, got {args.aux_weight}")
+    if is_weights_name(args.weights_backbone) and backbone not in WEIGHTS_PREFIX:
+        raise UserError(f"--backbone {backbone} has no torchvision weights; --weights-backbone takes a local file of it")
     if is_weights_name(args.weights_backbone) and not args.weights_backbone.startswith(WEIGHTS_PREFIX[backbone]):
         raise UserError(f"--weights-backbone {args.weights_backbone} does not fit --backbone {backbone} "
                         f"(expected {WEIGHTS_PREFIX[backbone]}<version>, e.g. {WEIGHTS_PREFIX[backbone]}IMAGENET1K_V1)")
@@ -109,8 +118,9 @@ def main(argv: list[str] | None = None) -> dict:
         raise UserError(f"{len(train_loader.dataset)} training images are fewer than one batch of {args.batch_size} "
                         "per process")
     kwargs = {"backbone": backbone, "output_stride": args.output_stride, "aux": args.aux}
-    if args.multi_grid is not None:
-        kwargs["multi_grid"] = list(args.multi_grid)
+    for key in ("multi_grid", "atrous_rates"):
+        if getattr(args, key) is not None:
+            kwargs[key] = list(getattr(args, key))
     model = build_model(args.model, num_classes=len(classes), **kwargs)
     log = print if rt.is_main else None
     if args.weights_backbone:

@@ -239,6 +239,10 @@ def test_train_then_predict_with_crf(tmp_path, monkeypatch) -> None:
     (["--model", "deeplabv3", "--backbone", "resnet18", "--weights-backbone", "ResNet50_Weights.IMAGENET1K_V1"],
      "does not fit --backbone resnet18"),
     (["--crop-size", "0"], "--crop-size must be at least 1"),
+    (["--model", "deeplabv2", "--atrous-rates", "1", "2", "3"], "--atrous-rates for deeplabv2 takes 4 rate"),
+    (["--model", "deeplabv1", "--atrous-rates", "0"], "--atrous-rates for deeplabv1 takes 1 rate\\(s\\) of at least 1"),
+    (["--backbone", "light", "--weights-backbone", "ResNet18_Weights.IMAGENET1K_V1"],
+     "--backbone light has no torchvision weights"),
 ])
 def test_bad_training_flags_are_one_line_errors(tmp_path, flags: list[str], message: str) -> None:
     with pytest.raises(TRAIN.UserError, match=message):
@@ -438,7 +442,8 @@ def test_backbone_stages_are_the_trunk_in_order_at_strides_4_8_16_32(name: str) 
     low, mid, out = channels
     assert [s[1] for s in shapes] == [16, 8, 4, 2]
     assert (shapes[0][0], shapes[2][0], shapes[3][0]) == (low, mid, out)
-    assert channels == {"vgg16": (256, 512, 512), "resnet18": (64, 256, 512)}.get(name, (256, 1024, 2048))
+    assert channels == {"vgg16": (256, 512, 512), "resnet18": (64, 256, 512), "light": (16, 64, 128)}.get(
+        name, (256, 1024, 2048))
 
 
 def test_vgg16_backbone_is_torchvision_initialised_without_building_its_classifier() -> None:
@@ -514,3 +519,54 @@ def test_constructor_errors_name_the_problem() -> None:
     with pytest.raises(ValueError, match=r"^multi-grid is a DeepLab V3 idea; V1/V2 dilate every unit of a stage with "
                                          r"the same rate$"):
         M.DeepLab("deeplabv2", 3, backbone="resnet18", multi_grid=(1, 2, 4))
+
+
+def test_light_backbone_is_resnet18_at_quarter_width_with_its_names_and_heads_at_quarter_width() -> None:
+    light_net, resnet = M.light_resnet(), torchvision.models.resnet18()
+    ours = {k: v.shape for k, v in light_net.state_dict().items()}
+    theirs = {k: v.shape for k, v in resnet.state_dict().items() if not k.startswith("fc.")}
+    assert list(ours) == list(theirs)  # the same layers, in the same order, under the same names
+    for k, shape in theirs.items():  # every channel count divided by 4 (the 3 RGB inputs and 7×7/3×3 kernels kept)
+        expected = [n // 4 if i < 2 and n >= 64 else n for i, n in enumerate(shape)] if len(shape) else []
+        assert list(ours[k]) == expected, k
+    v3p = M.build_model("deeplabv3plus", 5, backbone="light", output_stride=8)
+    assert v3p.head.project[0].out_channels == 64 and v3p.decoder.reduce[0].out_channels == 12
+    assert v3p.decoder.fuse[0][0].in_channels == 64 + 12 and v3p.decoder.classifier.in_channels == 64
+    assert M.build_model("deeplabv1", 5, backbone="light").head[0].out_channels == 256
+    assert M.build_model("deeplabv1", 5, backbone="resnet18").head[0].out_channels == 1024  # the others: as published
+    assert v3p.eval()(torch.zeros(1, 3, 41, 37)).shape == (1, 5, 41, 37)
+    units = [*v3p.backbone.layer3, *v3p.backbone.layer4]
+    assert [u.conv1.dilation[0] for u in units] == [2, 2, 4, 8]  # stride 8: layer3 at rate 2, layer4 multi-grid 1, 2
+
+
+@pytest.mark.parametrize("name, rates", [("deeplabv1", [3]), ("deeplabv2", [1, 2, 3, 4]), ("deeplabv3", [2, 4, 7]),
+                                         ("deeplabv3plus", [1, 5, 9])])
+def test_atrous_rates_replace_the_published_ones_and_are_checked(name: str, rates: list[int]) -> None:
+    model = M.build_model(name, 4, backbone="light", output_stride=8, atrous_rates=rates)
+    assert list(model.rates) == rates
+    assert dilations(model.head) == rates  # every 3×3 of the head (LargeFOV's fc6, ASPP's atrous branches)
+    with pytest.raises(ValueError, match=f"{name} has {len(rates)} atrous rate"):
+        M.build_model(name, 4, backbone="light", atrous_rates=[*rates, 2])
+
+
+def test_compare_scales_the_rates_to_the_feature_map_and_runs_the_ablation(tmp_path, capsys) -> None:
+    compare = load("07_deeplab", "compare")
+    for version, rates in M.HEAD_RATES.items():  # at the papers' 513 crop: the published rates at stride 8
+        assert compare.scaled_rates(version, 513) == [r * rates[1] // 8 for r in rates[0]]
+    assert compare.scaled_rates("deeplabv2", 96) == [1, 2, 3, 4] and compare.scaled_rates("deeplabv3", 96) == [2, 4, 7]
+    assert compare.scaled_rates("deeplabv1", 8) == [1]  # never below 1
+    rows, crf = compare.main(["--seeds", "1", "--epochs", "1", "--synthetic-size", "4", "-b", "2", "--image-size", "46",
+                              "--crf-images", "1", "--output-dir", str(tmp_path / "runs"), "--assets", str(tmp_path)])
+    names = [v.name for v in compare.variants(46)]
+    assert [r["variant"] for r in rows] == names
+    assert [r["variant"] for r in crf] == ["V1 LargeFOV", "V1 LargeFOV + CRF", "V2 ASPP", "V2 ASPP + CRF"]
+    args = {n: torch.load(tmp_path / "runs" / n / "seed0" / "last.pth", weights_only=True)["args"] for n in names}
+    assert all(a["output_stride"] == 8 and a["backbone"] == "light" and a["synthetic_task"] == "context"
+               and a["epochs"] == 1 and a["image_size"] == 46 for a in args.values())
+    assert args["V3 no multi-grid"]["multi_grid"] == [1, 1, 1] and args["V3"]["multi_grid"] is None
+    assert args["V2 ASPP"]["atrous_rates"] == compare.scaled_rates("deeplabv2", 46)
+    out = capsys.readouterr().out
+    assert "| variant | mIoU | boundary IoU (2 px) | dot_a/dot_b IoU (context) | seeds | time / run |" in out
+    assert "| V2 ASPP + CRF | " in out
+    for name in ("compare.png", "versions.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
