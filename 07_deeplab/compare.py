@@ -1,14 +1,13 @@
 """DeepLab V1 → V2 → V3 → V3+ as an ablation at one output stride, on data where field of view matters; CRF on V1/V2.
 
-    python 07_deeplab/compare.py --quick          # the README table: light backbone, 96 px context data, 3 seeds, 2 CPUs
+    python 07_deeplab/compare.py --quick          # the README table: light backbone, 64 px context data, 3 seeds, 2 CPUs
     python 07_deeplab/compare.py --device cuda    # larger: 160 px, 4,000 images, more epochs
 
 Every version runs at output stride 8 on the same `light` backbone (ResNet-18's layout at 1/4 width) with the same data,
 epochs, batch and learning rate, so each row adds one thing to the row above: LargeFOV (V1) → ASPP, four summed rates
-(V2) → ASPP with BN, a 1×1 branch and image pooling, multi-grid (V3; and V3 without multi-grid) → the stride-4 decoder
-(V3+). The published rates are for a 513 px crop (a 65-pixel feature map at stride 8); on a small image they would be
+(V2) → ASPP with BN, a 1×1 branch and image pooling, multi-grid 1, 2, 4 (V3) → the stride-4 decoder (V3+). The published rates are for a 513 px crop (a 65-pixel feature map at stride 8); on a small image they would be
 as large as the whole map, where a 3×3 atrous conv is a 1×1 conv, so every rate is scaled by map / 65 (`scaled_rates`:
-at 96 px, V1 2, V2 1 2 3 4, V3 2 4 7).
+at 64 px, V1 1, V2 1 1 2 3, V3 1 3 4; at 160 px, V1 4, V2 2 4 6 7, V3 4 7 11).
 The data is `--synthetic-task context`: dot_a and dot_b differ only by markers 20-40 px away. V1/V2 are then evaluated
 again with the mean-field CRF (crf.py), the papers' post-processing. Prints the table (mIoU, boundary IoU, context-dot
 IoU, mean ± sd over seeds) and the CRF table, and writes `assets/compare.png` and `assets/versions.png`.
@@ -38,7 +37,7 @@ OUTPUT_STRIDE, CROP = 8, 513  # the papers' VOC crop: a 65-pixel feature map at 
 DOTS = [SyntheticContext.CLASSES.index("dot_a"), SyntheticContext.CLASSES.index("dot_b")]
 CRF_VERSIONS = ("V1 LargeFOV", "V2 ASPP")
 # image size, training images, epochs, batch: the README's CPU budget and the GPU one
-QUICK, FULL = (96, 640, 6, 16), (160, 4000, 20, 16)
+QUICK, FULL = (64, 640, 6, 8), (160, 4000, 20, 16)
 
 
 def scaled_rates(version: str, image_size: int, output_stride: int = OUTPUT_STRIDE) -> list[int]:
@@ -53,8 +52,7 @@ def variants(image_size: int) -> list[Variant]:
     def version(name: str, model: str, *extra: str) -> Variant:
         rates = [str(r) for r in scaled_rates(model, image_size)]
         return Variant(name, ["--model", model, "--atrous-rates", *rates, *extra])
-    return [version("V1 LargeFOV", "deeplabv1"), version("V2 ASPP", "deeplabv2"),
-            version("V3 no multi-grid", "deeplabv3", "--multi-grid", "1", "1", "1"), version("V3", "deeplabv3"),
+    return [version("V1 LargeFOV", "deeplabv1"), version("V2 ASPP", "deeplabv2"), version("V3", "deeplabv3"),
             version("V3+ decoder", "deeplabv3plus")]
 
 
@@ -84,7 +82,7 @@ def crf_rows(root: Path, seeds: range, image_size: int, n: int) -> list[dict]:
 
 def versions_figure(root: Path, path: Path, seed: int, image_size: int) -> Path:
     models = {v.name: load_for_prediction(root / v.name / f"seed{seed}" / "last.pth", build_model)[0]
-              for v in variants(image_size) if v.name != "V3 no multi-grid"}
+              for v in variants(image_size)}
     cpu = torch.device("cpu")
     columns = {}
     for name, m in models.items():
