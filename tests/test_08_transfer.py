@@ -1,14 +1,15 @@
 """08_transfer: the backbone/head split, every method's step, frozen parameters, the feature cache, 冻结训练 phases with
-resume across the switch, the weights sources and their report, ImageFolder data, predict.py and bad input."""
+resume across the switch, the weights sources and their report, ImageFolder data, predict.py, bad input, and compare.py's
+shots experiment (the shifted target, the k-shot subsets, the equal budget, the README block)."""
 import json
 import pathlib
-import re
 import shutil
 import subprocess
 import sys
 import urllib.error
 from contextlib import nullcontext
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -298,23 +299,144 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_compare_records_the_table_in_the_readme(tmp_path, monkeypatch):
-    compare = load("08_transfer", "compare")
+@pytest.fixture(scope="module")
+def compare():
+    return load("08_transfer", "compare")
+
+
+def brightness_stats(image: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """(|shape − background| mean brightness, background brightness sd): brightness = channel mean in [0, 1]."""
+    y = image.astype(np.float64).mean(2) / 255
+    return abs(y[mask].mean() - y[~mask].mean()), y[~mask].std()
+
+
+def test_shifted_target_has_low_contrast_under_uneven_lighting_unlike_the_source():
+    """The stated shift, measured on the pixels: the source's shapes differ from their background by ≥ 0.45 in
+    brightness over a faint texture; the target's by 0.10-0.25, under a strong brightness field."""
+    from common.synthetic import SPLITS, SyntheticShapes, _background, _colours, _grid, _shape_mask
+
+    shift = load("08_transfer", "shift")
+    n, size = 40, 32
+    source = SyntheticShapes(n, size, num_classes=6, seed=0, split="train")
+    source_stats = []
+    for i in range(n):  # replay SyntheticShapes.draw's random stream for the shape mask
+        rng = np.random.default_rng([0, SPLITS["train"], i])
+        yy, xx = _grid(size)
+        fg, bg = _colours(rng)
+        _background(rng, size, bg, yy, xx)
+        r = rng.uniform(0.22, 0.36) * size
+        cy, cx = rng.uniform(r, size - r, 2)
+        mask = _shape_mask(source.classes[source.targets[i]], yy, xx, cy, cx, r, float(rng.integers(2, 5)))
+        assert np.abs(source.data[i][mask].mean(0) / 255 - fg).max() < 0.03  # the replayed mask is the drawn shape
+        source_stats.append(brightness_stats(source.data[i], mask))
+    target = shift.ShiftedShapes(n, size, num_classes=4, seed=0, split="train")
+    assert target.classes == ["vstripes", "checker", "x", "frame"]
+    assert not set(target.classes) & set(source.classes)
+    target_stats = []
+    for i in range(n):
+        image, mask = target.render(i, size, 0, "train")
+        assert np.array_equal(image, target.data[i]) and mask.any() and not mask.all()
+        target_stats.append(brightness_stats(image, mask))
+    (src_gap, src_sd), (tgt_gap, tgt_sd) = np.median(source_stats, 0), np.median(target_stats, 0)
+    assert src_gap > 0.4 and 0.1 < tgt_gap < 0.25, (src_gap, tgt_gap)
+    assert tgt_sd > 2 * src_sd, (src_sd, tgt_sd)
+
+
+def test_shots_subset_has_k_per_class_is_nested_and_deterministic_per_seed(compare):
+    pool = compare.ShiftedShapes(4 * 6, 32, 4, seed=3, split="train")
+    subsets = {k: compare.shots_subset(pool.targets, k) for k in (1, 2, 6)}
+    for k, index in subsets.items():
+        assert sorted(np.bincount(np.asarray(pool.targets)[index]).tolist()) == [k] * 4
+    assert set(subsets[1]) < set(subsets[2]) < set(subsets[6])
+    again = compare.ShiftedShapes(4 * 6, 32, 4, seed=3, split="train")
+    other = compare.ShiftedShapes(4 * 6, 32, 4, seed=4, split="train")
+    assert np.array_equal(again.data[compare.shots_subset(again.targets, 2)], pool.data[subsets[2]])
+    assert not np.array_equal(other.data[subsets[2]], pool.data[subsets[2]])
+    with pytest.raises(ValueError, match="fewer than 7"):
+        compare.shots_subset(pool.targets, 7)
+
+
+def test_every_variant_gets_the_same_steps_and_images(compare, mod, monkeypatch):
+    """Counted where they happen (SGD.step calls, rows reaching the loss), not taken from the loop's own report."""
+    config = compare.Config("tudui", (1, 5), steps=3, batch=4, lr=0.01, val_per_class=2, source_size=6,
+                            source_epochs=1, source_lr=0.01)
+    source = mod.build_model("tudui", num_classes=6).state_dict()
+    target = compare.Target(config, 0, source, torch.device("cpu"))
+    counts = {"steps": 0, "images": 0}
+    step, loss = torch.optim.SGD.step, F.cross_entropy
+
+    def counted_step(self, *args, **kwargs):
+        counts["steps"] += 1
+        return step(self, *args, **kwargs)
+
+    def counted_loss(logits, labels, *args, **kwargs):
+        counts["images"] += len(labels)
+        return loss(logits, labels, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", counted_step)
+    monkeypatch.setattr(F, "cross_entropy", counted_loss)
+    head = sum(p.numel() for n, p in mod.build_model("tudui", 4).named_parameters() if n.startswith("Linear"))
+    trainable = {}
+    for name, method, scale in compare.variants():
+        for k in config.shots:
+            counts.update(steps=0, images=0)
+            result = target.run(method, scale, k, source)
+            assert counts == {"steps": 3, "images": 12} and result["images_seen"] == 12, (name, k)
+            assert 0 <= result["accuracy"] <= 1
+            trainable[name] = result["trainable"]
+    assert trainable["freeze"] == trainable["features"] == head
+    assert head < trainable["finetune ×0.1"] == trainable["finetune ×1"] < trainable["scratch"]
+    for scale, backbone_lr in ((0.1, 0.001), (1.0, 0.01)):  # finetune's groups: head at lr, backbone at lr × scale
+        optimizer = compare.train.make_optimizer(mod.build_model("tudui", 4), "tudui",
+                                                 compare.method_args(config, "finetune", scale))
+        assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.01, backbone_lr])
+    assert [s for _, method, s in compare.variants() if method == "finetune"] == list(compare.SCALES) == [0.1, 1.0]
+
+
+def test_readme_block_is_replaced_between_the_markers_only(compare, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{compare.BEGIN}\nold table\n{compare.END}\nrest\n")
+    compare.write_readme("new table", readme)
+    compare.write_readme("newer table", readme)
+    assert readme.read_text() == f"intro\n{compare.BEGIN}\nnewer table\n{compare.END}\nrest\n"
+    readme.write_text("no markers\n")
+    with pytest.raises(UserError, match="needs exactly one"):
+        compare.write_readme("table", readme)
+    assert readme.read_text() == "no markers\n"
+
+
+def test_compare_main_prints_the_table_writes_the_plot_and_the_readme(compare, tmp_path, monkeypatch):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{compare.BEGIN}\nold\n{compare.END}\nrest\n")
     monkeypatch.setattr(compare, "README", readme)
-    table = compare.main(["--model", "tudui", "--source-size", "24", "--source-epochs", "1", "--epochs", "2",
-                          "--shots", "2", "--val-per-class", "2", "-b", "4", "--seeds", "0", "1",
-                          "--output-dir", str(tmp_path / "out"), "--update-readme"])
-    text = readme.read_text()
-    assert text.startswith("intro\n") and text.endswith("rest\n") and "old table" not in text and table in text
-    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert [r[0].lstrip("| ").split(" ")[0] for r in rows] == ["scratch", "freeze", "features", "finetune", "finetune"]
+    block = compare.main(["--quick", "--seeds", "2", "--shots", "1", "2", "--steps", "2", "-b", "4",
+                          "--source-size", "12", "--source-epochs", "1", "--val-per-class", "2",
+                          "--output-dir", str(tmp_path / "runs"), "--assets", str(tmp_path / "assets"),
+                          "--update-readme"])
+    lines = block.splitlines()
+    assert lines[0].startswith("`python ") and "wall time" in lines[0] and lines[1] == ""
+    assert lines[2] == "| variant | 1 shots | 2 shots | seeds | time / run |"
+    rows = [line.split(" | ") for line in lines[4:9]]
+    assert [r[0].lstrip("| ") for r in rows] == [name for name, *_ in compare.variants()]
     for row in rows:
-        accuracies = [float(a) for a in re.findall(r"\d\.\d+", row[2])]
-        assert len(accuracies) == 3 and all(0 <= a <= 1 for a in accuracies)
-        assert accuracies[0] == pytest.approx(sum(accuracies[1:]) / 2, abs=1e-3)  # the mean of the two seeds
-    assert "extraction" in rows[2][5] and "source val accuracy" in table
+        for cell in row[1:3]:
+            mean, sd = map(float, cell.split(" ± "))
+            assert 0 <= mean <= 1 and sd >= 0
+        assert row[3] == "2"
+    assert "200 steps" not in block and "2 steps of batch 4" in block
+    assert readme.read_text() == f"intro\n{compare.BEGIN}\n{block}\n{compare.END}\nrest\n"
+    assert (tmp_path / "assets" / "shots.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("flags, message", [(["--shots", "0", "5"], "--shots must be at least 1"),
+                                            (["--shots", "5", "5"], "--shots must be distinct"),
+                                            (["--steps", "0"], "--steps must be at least 1"),
+                                            (["--source-size", "5"], "--source-size must be at least 6"),
+                                            (["--device", "nonsense"], "is not a device")])
+def test_compare_bad_flags_are_user_errors_before_training(compare, tmp_path, flags, message):
+    with pytest.raises(UserError, match=message):
+        compare.main(["--quick", *flags, "--output-dir", str(tmp_path / "runs"), "--assets", str(tmp_path)])
+    assert not any(tmp_path.iterdir())
 
 
 def test_a_checkpoint_of_another_architecture_is_refused_not_loaded(tmp_path):
