@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from common.errors import UserError
 from util import load
 
 dilation = load("04_dilated_conv", "dilation")
@@ -380,3 +381,22 @@ def test_hdc_rule_refuses_rates_with_a_common_factor() -> None:
     assert not dilation.hdc_valid([2, 2, 2]) and not dilation.hdc_valid([2, 4, 6], kernel_size=9)
     assert rf.count_holes(rf.receptive_field([2, 2, 2])) == 120
     assert dilation.hdc_valid([1, 2, 5]) and dilation.hdc_valid([3, 4, 5], kernel_size=9)
+
+
+def test_compare_trains_every_variant_with_the_same_budget_and_draws_its_figures(tmp_path, capsys) -> None:
+    compare = load("04_dilated_conv", "compare")
+    rows = compare.main(["--seeds", "2", "--epochs", "1", "--synthetic-size", "4", "-b", "4", "--image-size", "32",
+                         "--output-dir", str(tmp_path / "runs"), "--assets", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert [(r["variant"], r["seed"]) for r in rows] == [(v, s) for v in ("hdc", "gridding", "downsample") for s in (0, 1)]
+    assert "| variant | mIoU | boundary IoU (2 px) | bar IoU | pixel accuracy | seeds | time / run |" in out
+    assert "`python " in out and "wall time" in out
+    args = {v: torch.load(tmp_path / "runs" / v / "seed1" / "last.pth", weights_only=True)["args"] for v in model_mod.MODELS}
+    budget = ("epochs", "batch_size", "lr", "synthetic_size", "image_size", "seed", "width", "groups")
+    assert all({k: a[k] for k in budget} == {k: args["hdc"][k] for k in budget} for a in args.values())  # only --model differs
+    assert [a["model"] for a in args.values()] == list(model_mod.MODELS) and args["hdc"]["seed"] == 1
+    for name in ("compare.png", "predictions.png", *(f"receptive_field_{v}.png" for v in model_mod.MODELS)):
+        assert (tmp_path / name).stat().st_size > 10_000
+    with pytest.raises(UserError, match=r"^--epochs must be at least 1, got 0$"):
+        compare.main(["--epochs", "0", "--output-dir", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
