@@ -2,6 +2,9 @@
 
 V1 replaces each 3×3 conv by a depthwise 3×3 (one-channel kernels, groups = channels) and a pointwise 1×1, with α and ρ;
 V2 expands with 1×1 (×t), filters depthwise, projects back linearly, and adds the input only when stride 1 and shapes match.
+Two ablation switches, off by default, exist for compare.py: `MobileNetV1(separable=False)` (the V1 paper's Table 4
+"Conv MobileNet": the same layout with standard 3×3 convs) and `MobileNetV2(linear_bottleneck=False)` (a ReLU6 after the
+projection, the V2 paper's Figure 6a ablation).
 """
 from __future__ import annotations
 
@@ -42,9 +45,13 @@ class MobileNetV1(nn.Module):
 
     `width_mult` is α: every layer's channels become int(α·c) (at least 8), so cost falls roughly as α².
     The resolution multiplier ρ is simply the input size (`--image-size`); cost falls as ρ².
+    `separable=False` makes each block one standard 3×3 conv (same channels and strides): the baseline the paper's
+    Table 4 compares against, about 8-9× the mult-adds (ratio 1/N + 1/K² per layer), to measure what separability costs
+    in accuracy.
     """
 
-    def __init__(self, num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.2) -> None:
+    def __init__(self, num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.2,
+                 separable: bool = True) -> None:
         super().__init__()
         ch = lambda c: max(8, int(c * width_mult))  # noqa: E731
         in_ch = ch(32)
@@ -54,7 +61,7 @@ class MobileNetV1(nn.Module):
             layers.append(nn.Sequential(
                 ConvBNReLU(in_ch, in_ch, 3, stride, groups=in_ch, activation=nn.ReLU),  # depthwise
                 ConvBNReLU(in_ch, out_ch, 1, activation=nn.ReLU),                      # pointwise
-            ))
+            ) if separable else nn.Sequential(ConvBNReLU(in_ch, out_ch, 3, stride, activation=nn.ReLU)))
             in_ch = out_ch
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_ch, num_classes))
@@ -70,9 +77,11 @@ class InvertedResidual(nn.Module):
     """倒残差: 1×1 expand (×t) → 3×3 depthwise → 1×1 linear projection (no activation: ReLU destroys low-dim features).
 
     shortcut连接条件: stride = 1 and input shape == output shape (channels included).
+    `linear_bottleneck=False` appends a ReLU6 after the projection's BN (before the shortcut add): the ablation that
+    tests the notes' "relu函数对低维数据损失大".
     """
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, expand_ratio: int) -> None:
+    def __init__(self, in_ch: int, out_ch: int, stride: int, expand_ratio: int, linear_bottleneck: bool = True) -> None:
         super().__init__()
         hidden = int(round(in_ch * expand_ratio))
         self.use_shortcut = stride == 1 and in_ch == out_ch
@@ -81,6 +90,7 @@ class InvertedResidual(nn.Module):
             ConvBNReLU(hidden, hidden, 3, stride, groups=hidden),  # groups=输入输出通道意味着是dw卷积
             nn.Conv2d(hidden, out_ch, 1, bias=False),              # linear bottleneck: BN but no ReLU
             nn.BatchNorm2d(out_ch),
+            *([] if linear_bottleneck else [nn.ReLU6(inplace=True)]),
         ]
         self.conv = nn.Sequential(*layers)
 
@@ -93,9 +103,12 @@ V2_SETTING = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96
 
 
 class MobileNetV2(nn.Module):
-    """Module names and shapes of torchvision.models.mobilenet_v2, so its ImageNet weights load with strict=True."""
+    """Module names and shapes of torchvision.models.mobilenet_v2, so its ImageNet weights load with strict=True.
+    `linear_bottleneck=False` (ReLU6 after every projection, see InvertedResidual) adds no parameters, so the weights
+    still load."""
 
-    def __init__(self, num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.2) -> None:
+    def __init__(self, num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.2,
+                 linear_bottleneck: bool = True) -> None:
         super().__init__()
         in_ch = _make_divisible(32 * width_mult)
         last_ch = _make_divisible(1280 * max(1.0, width_mult))
@@ -103,7 +116,7 @@ class MobileNetV2(nn.Module):
         for t, c, n, s in V2_SETTING:
             out_ch = _make_divisible(c * width_mult)
             for i in range(n):
-                layers.append(InvertedResidual(in_ch, out_ch, s if i == 0 else 1, t))
+                layers.append(InvertedResidual(in_ch, out_ch, s if i == 0 else 1, t, linear_bottleneck))
                 in_ch = out_ch
         layers.append(ConvBNReLU(in_ch, last_ch, 1))
         self.features = nn.Sequential(*layers)
@@ -130,7 +143,8 @@ def _init_weights(model: nn.Module) -> None:
 
 
 def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
-    """`mobilenet_v1` / `mobilenet_v2`; kwargs: `width_mult` (α), `dropout`."""
+    """`mobilenet_v1` / `mobilenet_v2`; kwargs: `width_mult` (α), `dropout`, and V1's `separable` or V2's
+    `linear_bottleneck` (the ablations; a model's constructor rejects the other's)."""
     if name == "mobilenet_v1":
         return MobileNetV1(num_classes, **kwargs)
     if name == "mobilenet_v2":

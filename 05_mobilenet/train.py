@@ -36,6 +36,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-size", type=int, default=None,
                         help="input size, the resolution multiplier ρ (default: 32 for synthetic/cifar10, 224 for "
                              "imagefolder)")
+    parser.add_argument("--full-conv", action="store_true",
+                        help="mobilenet_v1 with standard 3×3 convs instead of depthwise + pointwise (the paper's Table 4 "
+                             "baseline)")
+    parser.add_argument("--relu6-projection", action="store_true",
+                        help="mobilenet_v2 with a ReLU6 after each projection (the linear-bottleneck ablation)")
     parser.add_argument("--freeze-features", action="store_true",
                         help="train only the classifier (the notes' 冻结训练), e.g. after --weights")
     return parser
@@ -48,9 +53,15 @@ def main(argv: list[str] | None = None) -> dict:
     size = args.image_size or NATIVE_SIZE[args.data]
     if size < 32:
         raise UserError(f"--image-size must be at least 32 (MobileNet downsamples by 32), got {size}")
+    for flag, on, model in (("--full-conv", args.full_conv, "mobilenet_v1"),
+                            ("--relu6-projection", args.relu6_projection, "mobilenet_v2")):
+        if on and args.model != model:
+            raise UserError(f"{flag} applies to --model {model}, not {args.model}")
     rt = runtime.setup(args)
     train_loader, val_loader, classes, preprocess = classification_loaders(args, rt, size, synthetic_size=SYNTHETIC_SIZE)
-    kwargs = {"width_mult": args.width_mult}
+    kwargs = {"width_mult": args.width_mult}  # an ablation is stored only when on, so default checkpoints stay as before
+    kwargs |= {"separable": False} if args.full_conv else {}
+    kwargs |= {"linear_bottleneck": False} if args.relu6_projection else {}
     model = build_model(args.model, num_classes=len(classes), **kwargs)
     if rt.is_main:
         cost = count_params_and_macs(model, size)

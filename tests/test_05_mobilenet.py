@@ -331,3 +331,135 @@ def test_separable_cost_defaults_are_3x3_kernels_on_112x112() -> None:
     assert cost == M.separable_cost(32, 64, 3, 112)
     assert (cost["standard_params"], cost["separable_params"]) == (9 * 32 * 64, 9 * 32 + 32 * 64)
     assert cost["separable_macs"] == (9 * 32 + 32 * 64) * 112 * 112
+
+
+# ------------------------------------------------------------------------------------------ ablations and compare.py
+def _expected_full_over_separable(alpha: float, size: int, num_classes: int) -> Fraction:
+    """Whole-model mult-adds of V1 with standard 3×3 convs over V1 with DW + PW, from the layer formulas alone: per
+    block K²·M·N·D_F² vs (K²·M + M·N)·D_F²; the stem (3×3, 3 → c₀, stride 2) and the FC are the same in both."""
+    ch = [max(8, int(c * alpha)) for c in [32, *(c for c, _ in M.V1_SETTING)]]
+    side = (size + 1) // 2
+    stem, full, separable = 9 * 3 * ch[0] * side ** 2, 0, 0
+    for (m, n), (_, stride) in zip(zip(ch, ch[1:]), M.V1_SETTING):
+        side = (side + 1) // 2 if stride == 2 else side
+        full += 9 * m * n * side ** 2
+        separable += (9 * m + m * n) * side ** 2
+    head = ch[-1] * num_classes
+    return Fraction(stem + full + head, stem + separable + head)
+
+
+def test_v1_full_conv_has_no_grouped_convs_and_papers_cost() -> None:
+    """separable=False: every conv is a standard one (groups 1, 3×3 except none are 1×1), 14 of them, and the model is
+    the V1 paper's Table 4 "Conv MobileNet": 29.3M parameters, 4866M mult-adds at 224."""
+    model = M.build_model("mobilenet_v1", 1000, separable=False)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 14 and all(c.groups == 1 and c.kernel_size == (3, 3) for c in convs)
+    cost = count_params_and_macs(model, 224)
+    assert round(cost["params"] / 1e6, 1) == 29.3 and cost["macs"] / 1e6 == pytest.approx(4866, rel=0.002)
+    assert model.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 1000)
+
+
+@pytest.mark.parametrize("alpha, size", [(0.25, 32), (0.5, 64), (1.0, 32), (1.0, 224)])
+def test_v1_full_conv_over_separable_mult_adds_is_the_formula(alpha: float, size: int) -> None:
+    """Counted mult-adds of the two models have exactly the ratio the per-layer formula predicts; 1/(1/N + 1/K²) is
+    8-9× for the wide layers, the stem and head pull it to ~7.5× at α = 0.25."""
+    full = count_params_and_macs(M.build_model("mobilenet_v1", 10, width_mult=alpha, separable=False), size)
+    separable = count_params_and_macs(M.build_model("mobilenet_v1", 10, width_mult=alpha), size)
+    ratio = Fraction(full["macs"], separable["macs"])
+    assert ratio == _expected_full_over_separable(alpha, size, 10)
+    assert (8 < ratio < 9) if alpha == 1.0 else (7 < ratio < 9)
+
+
+def test_relu6_after_projection_only_when_asked() -> None:
+    """linear_bottleneck=False adds a ReLU6 after each of the 17 projections (35 + 17 in all) and nothing else; the
+    default ends every block in BN. On behaviour: a block without shortcut then outputs only values in [0, 6]."""
+    default, ablated = M.build_model("mobilenet_v2", 10), M.build_model("mobilenet_v2", 10, linear_bottleneck=False)
+    count = lambda m: [type(x) for x in m.modules() if isinstance(x, (nn.ReLU, nn.ReLU6))]  # noqa: E731
+    assert count(default) == [nn.ReLU6] * 35 and count(ablated) == [nn.ReLU6] * 52
+    for plain, relu in zip(*((b for b in m.features if isinstance(b, M.InvertedResidual)) for m in (default, ablated))):
+        assert [type(x) for x in relu.conv[-3:]] == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU6]
+        assert [type(x) for x in plain.conv[-2:]] == [nn.Conv2d, nn.BatchNorm2d]
+        assert [type(x) for x in relu.conv[:-1]] == [type(x) for x in plain.conv]
+    block_plain, block_relu = default.features[2].eval(), ablated.features[2].eval()  # 16 → 24, stride 2: no shortcut
+    x = torch.randn(2, 16, 8, 8)
+    with torch.no_grad():
+        assert (block_plain(x) < 0).any()
+        y = block_relu(x)
+    assert not block_relu.use_shortcut and y.min() >= 0 and y.max() <= 6
+    assert default.state_dict().keys() == ablated.state_dict().keys()  # torchvision's weights still load
+
+
+def test_defaults_unchanged_by_the_ablation_options() -> None:
+    """Parameter counts of the defaults (the README's) and the ablations' constructor defaults."""
+    params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    with torch.device("meta"):
+        assert params(M.MobileNetV1()) == params(M.MobileNetV1(separable=True)) == 4_231_976
+        assert params(M.MobileNetV2()) == params(M.MobileNetV2(linear_bottleneck=False)) == 3_504_872
+        assert params(M.MobileNetV1(separable=False)) == 29_294_088
+    assert all(c.groups > 1 for c in (b[0][0] for b in list(M.MobileNetV1(10, 0.25).features)[1:]))
+
+
+def test_train_stores_an_ablation_only_when_on_and_refuses_it_for_the_other_model(tmp_path: Path) -> None:
+    train = load("05_mobilenet", "train")
+    train.main([*FAST, "--model", "mobilenet_v1", "--width-mult", "0.25", "--full-conv", "--limit-batches", "1",
+                "--output-dir", str(tmp_path / "full")])
+    ckpt = torch.load(tmp_path / "full" / "last.pth", weights_only=True)
+    assert ckpt["model_kwargs"] == {"width_mult": 0.25, "separable": False}
+    assert not any(k.endswith("features.1.1.0.weight") for k in ckpt["model"])  # one conv per block, no pointwise
+    for flag, model in (("--full-conv", "mobilenet_v2"), ("--relu6-projection", "mobilenet_v1")):
+        with pytest.raises(UserError, match=flag):
+            train.main([*FAST, "--model", model, flag, "--output-dir", str(tmp_path / "x")])
+
+
+BUDGET_FLAGS = ("--data", "--synthetic-size", "--epochs", "-b", "--lr", "--device", "--print-freq")
+
+
+def test_compare_gives_every_variant_the_same_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    """Every train.main call gets the same budget flags; a variant only says model, α, size and ablation. The α sweep
+    covers both resolutions, the table has a row per point with its own mult-adds, and the figure is written."""
+    compare = load("05_mobilenet", "compare")
+    calls: list[list[str]] = []
+
+    def fake_train(argv: list[str]) -> dict:
+        calls.append(argv)
+        return {"metrics": {"accuracy": 0.1 + 0.01 * len(calls)}}
+
+    monkeypatch.setattr(compare, "train_main", fake_train)
+    rows = compare.main(["--quick", "--seeds", "3", "--output-dir", str(tmp_path / "runs"),
+                         "--assets", str(tmp_path / "assets")])
+    pts = compare.points(compare.QUICK["sizes"])
+    assert len(calls) == len(rows) == 3 * len(pts)
+    assert all(not set(p.variant().argv) & set(BUDGET_FLAGS) for p in pts)
+    budgets = {tuple(a for i, a in enumerate(argv) if argv[i - 1] in BUDGET_FLAGS or a in BUDGET_FLAGS)
+               for argv in calls}
+    assert budgets == {tuple(compare.base_flags(compare.QUICK, "cpu"))}
+    for size in compare.QUICK["sizes"]:
+        assert sorted(p.width for p in pts if p.model == "mobilenet_v1" and p.size == size and not p.ablation) == \
+            [0.25, 0.5, 0.75, 1.0]
+    assert {p.ablation for p in pts} == {None, "--full-conv", "--relu6-projection"}
+    table = capsys.readouterr().out.split("| variant |")[1]
+    assert table.count("\n|") == len(pts) + 1  # separator + a row per point
+    macs = {p.name: p.cost()["macs"] for p in pts}
+    assert macs["V1 64px α=0.5"] > 3.9 * macs["V1 32px α=0.5"]
+    assert macs["V2 + ReLU6 32px α=0.5"] == macs["V2 32px α=0.5"]  # an activation adds no mult-adds
+    assert len(set(macs.values())) == len(pts) - 2
+    assert (tmp_path / "assets" / "accuracy_vs_macs.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("args, message", [(["--image-size", "32"], "two different"),
+                                           (["--image-size", "16", "32"], "at least 32"),
+                                           (["--seeds", "0"], "--seeds"), (["--epochs", "0"], "--epochs")])
+def test_compare_refuses_bad_budgets_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     args: list[str], message: str) -> None:
+    compare = load("05_mobilenet", "compare")
+    monkeypatch.setattr(compare, "train_main", lambda argv: pytest.fail("trained before checking the flags"))
+    with pytest.raises(UserError, match=message):
+        compare.main(["--quick", *args, "--output-dir", str(tmp_path)])
+
+
+def test_compare_costs_table_still_available(capsys: pytest.CaptureFixture) -> None:
+    rows = load("05_mobilenet", "compare").main(["--costs", "--image-size", "32", "-b", "2", "--rounds", "1"])
+    assert [(r["model"], r["width_mult"]) for r in rows] == [("mobilenet_v1", 1.0), ("mobilenet_v1", 0.5),
+                                                            ("mobilenet_v2", 1.0), ("mobilenet_v2", 0.5)]
+    assert "| mobilenet_v2 | 0.5 |" in capsys.readouterr().out and all(r["step_s"] > 0 for r in rows)
