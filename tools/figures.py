@@ -1,15 +1,22 @@
-"""Regenerate the figures that need no training run (the synthetic data's picture); experiment figures come from each
-folder's compare.py.
+"""Regenerate every PNG the READMEs show, by one command: the figures that need no training by default, the
+experiments' figures (each folder's `compare.py --quick`, the run behind its README table) with `--experiments`.
 
-    python tools/figures.py                      # all of them
-    python tools/figures.py synthetic_context    # one
+    python tools/figures.py                        # the drawings: synthetic data, receptive fields, sheets (~1 min)
+    python tools/figures.py --experiments          # also every experiment's table and figures (~10 min each on 2 CPUs)
+    python tools/figures.py rates 06_compare       # some of them, by name
+    python tools/figures.py --list                 # each name, what it runs and the PNGs it writes
 
-Each figure has a title and a legend or colour bar; the README next to it embeds the PNG.
+Each figure has a title and a legend or colour bar; the README next to it embeds the PNG. `FIGURES` names every PNG in
+the repository (tests/test_experiment.py fails on a PNG that no entry makes).
 """
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,20 +60,80 @@ def synthetic_context(path: Path) -> Path:
     return path
 
 
-FIGURES = {"synthetic_context": (synthetic_context, ROOT / "common" / "assets" / "synthetic_context.png")}
+def run_script(*args: str) -> None:
+    """A folder's script in its own process (folders import their `model`/`train` by those plain names)."""
+    subprocess.run([sys.executable, *args], cwd=ROOT, check=True)
 
 
-def main(argv: list[str] | None = None) -> list[Path]:
+def transform_sheet(path: Path) -> None:
+    """02's contact sheet of every transform stage, from the house picture its README draws."""
+    from PIL import Image, ImageDraw
+
+    with tempfile.TemporaryDirectory() as tmp:
+        house = Path(tmp) / "house.png"
+        im = Image.new("RGB", (320, 240), "skyblue")
+        draw = ImageDraw.Draw(im)
+        draw.ellipse((30, 25, 120, 115), "gold")
+        draw.rectangle((0, 200, 320, 240), "forestgreen")
+        draw.rectangle((170, 120, 290, 210), "firebrick")
+        draw.polygon([(160, 120), (230, 60), (300, 120)], "saddlebrown")
+        im.save(house)
+        run_script("02_tensorboard_transforms/predict.py", str(house), "--crop-size", "160", "--sheet", str(path),
+                   "--logdir", str(Path(tmp) / "runs"))
+
+
+@dataclass
+class Figure:
+    """What makes some PNGs (paths relative to the repository root), and whether it trains (an experiment)."""
+    make: Callable[[], object]
+    outputs: tuple[str, ...]
+    experiment: bool = False
+
+
+def compare(folder: str, *assets: str) -> Figure:
+    """A folder's `compare.py --quick`: the README table's run, which also writes these PNGs into its assets/."""
+    return Figure(lambda: run_script(f"{folder}/compare.py", "--quick"), tuple(f"{folder}/assets/{a}" for a in assets),
+                  experiment=True)
+
+
+RATES = ("2,2,2", "1,2,5", "1,2,9")
+FIGURES = {
+    "synthetic_context": Figure(lambda: synthetic_context(ROOT / "common/assets/synthetic_context.png"),
+                                ("common/assets/synthetic_context.png",)),
+    "rates": Figure(lambda: run_script("04_dilated_conv/receptive_field.py", *RATES, "--out-dir", "04_dilated_conv/assets"),
+                    tuple(f"04_dilated_conv/assets/rates_{r.replace(',', '_')}.png" for r in RATES)),
+    "transform_sheet": Figure(lambda: transform_sheet(ROOT / "02_tensorboard_transforms/contact_sheet.png"),
+                              ("02_tensorboard_transforms/contact_sheet.png",)),
+    "04_compare": compare("04_dilated_conv", "compare.png", "predictions.png", "receptive_field_hdc.png",
+                          "receptive_field_gridding.png", "receptive_field_downsample.png"),
+    "05_compare": compare("05_mobilenet", "accuracy_vs_macs.png"),
+    "06_compare": compare("06_fcn", "compare.png", "stages.png"),
+    "07_compare": compare("07_deeplab", "compare.png", "versions.png"),
+    "08_shift": Figure(lambda: run_script("08_transfer/shift.py"), ("08_transfer/assets/target_vs_source.png",)),
+    "08_compare": compare("08_transfer", "shots.png"),
+    "09_compare": compare("09_googlenet", "grad_norm.png", "head_accuracy.png"),
+}
+
+
+def main(argv: list[str] | None = None) -> list[str]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"figures to make, of {list(FIGURES)} (default: all)")
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"figures to make, of {list(FIGURES)} (default: all "
+                                                                 "drawings, and the experiments with --experiments)")
+    parser.add_argument("--experiments", action="store_true", help="also run every compare.py --quick")
+    parser.add_argument("--list", action="store_true", help="print each figure's name and PNGs, make nothing")
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in FIGURES]
     if unknown:
         parser.error(f"unknown figure {unknown[0]!r}; choose from {list(FIGURES)}")
-    written = [FIGURES[name][0](FIGURES[name][1]) for name in (args.names or FIGURES)]
-    for path in written:
-        print(path.relative_to(ROOT))
-    return written
+    names = args.names or [n for n, f in FIGURES.items() if args.experiments or not f.experiment]
+    made = []
+    for name in names:
+        figure = FIGURES[name]
+        if not args.list:
+            figure.make()
+        print(f"{name}{' (experiment)' if figure.experiment else ''}: {', '.join(figure.outputs)}")
+        made += figure.outputs
+    return made
 
 
 if __name__ == "__main__":
