@@ -117,6 +117,36 @@ def test_ddp_two_cpu_ranks_reduce_metrics_and_only_rank0_writes(tmp_path):
     assert ckpt["metrics"]["accuracy"] == pytest.approx(acc)
 
 
+def test_two_nodes_with_torchrun_train_as_one_run(tmp_path):
+    """Multi-node as the README shows it: two torchrun agents (node ranks 0 and 1, one process each) meet at a master
+    address; global rank 0 (node 0) alone writes, LOCAL_RANK is 0 on both, and the reduced accuracy covers both halves."""
+    import socket
+
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "multinode"
+    agents = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1", f"--node_rank={node}",
+         "--master_addr=127.0.0.1", f"--master_port={port}", "03_cifar_train/train.py", *FAST, "--synthetic-size",
+         "200", "--epochs", "1", "--device", "cpu", "--output-dir", str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for node in (0, 1)]
+    results = [agent.communicate(timeout=300) for agent in agents]
+    assert [a.returncode for a in agents] == [0, 0], results[0][1][-2000:] + results[1][1][-2000:]
+    assert results[0][0].count("epoch 1/1") == 1 and "epoch 1/1" not in results[1][0]  # node 0 holds rank 0
+    assert len(list(out.glob("events.out.tfevents.*"))) == 1
+    ckpt = torch.load(out / "last.pth", weights_only=True)
+    model = load("03_cifar_train").build_model("tudui")
+    model.load_state_dict(ckpt["model"])
+    from common.synthetic import SyntheticShapes
+
+    test = SyntheticShapes(50, split="test")  # each node scored half; the reduced number is all 50 images'
+    x = (torch.from_numpy(test.data).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5
+    with torch.no_grad():
+        acc = (model(x).argmax(1) == torch.tensor(test.targets)).float().mean().item()
+    assert ckpt["metrics"]["accuracy"] == pytest.approx(acc)
+
+
 def test_copied_folder_trains_in_another_project(tmp_path):
     shutil.copytree(ROOT / "03_cifar_train", tmp_path / "03_cifar_train")
     shutil.copytree(ROOT / "common", tmp_path / "common", ignore=shutil.ignore_patterns("__pycache__"))
