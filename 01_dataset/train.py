@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
     meta = engine.Meta(model_name=args.model, class_names=classes,
                        preprocess={"resize": [args.image_size, args.image_size], "mean": MEAN, "std": STD})
     return engine.fit(model, nn.CrossEntropyLoss(), optimizer, train_loader, val_loader,
-                      args=args, rt=rt, metric=metrics.Accuracy(), meta=meta)
+                      args=args, rt=rt, metric=metrics.classification_metric(len(classes)), meta=meta)
 
 
 if __name__ == "__main__":

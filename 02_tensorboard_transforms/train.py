@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
             if rt.resume is None:  # after a resume, the first run already logged the initial weights
                 log_weights(writer, model, 0)
     summary = engine.fit(model, nn.CrossEntropyLoss(), optimizer, train_loader, val_loader, args=args, rt=rt,
-                         metric=metrics.Accuracy(), meta=meta, scheduler=scheduler)
+                         metric=metrics.classification_metric(len(classes)), meta=meta, scheduler=scheduler)
     if rt.is_main and not args.test_only:
         with SummaryWriter(log_dir=str(args.output_dir)) as writer:
             log_weights(writer, model, args.epochs)

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
                        preprocess={"resize": [32, 32], "mean": [0.5] * 3 if args.normalize else None,
                                    "std": [0.5] * 3 if args.normalize else None})
     summary = engine.fit(model, nn.CrossEntropyLoss(), optimizer, train_loader, test_loader,
-                         args=args, rt=rt, metric=metrics.Accuracy(), meta=meta)
+                         args=args, rt=rt, metric=metrics.classification_metric(len(classes)), meta=meta)
     if args.save_full_model and rt.is_main and not args.test_only:
         model.class_names, model.preprocess = classes, meta.preprocess  # predict.py --unsafe-pickle reads these
         save_checkpoint(model.cpu(), args.output_dir / "tudui_method1.pth")

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
     scheduler = schedule.cosine_lr(optimizer, args.epochs)
     meta = engine.Meta(model_name=args.model, model_kwargs=kwargs, class_names=classes, preprocess=preprocess)
     return engine.fit(model, torch.nn.CrossEntropyLoss(), optimizer, train_loader, val_loader, args=args, rt=rt,
-                      metric=metrics.Accuracy(), meta=meta, scheduler=scheduler)
+                      metric=metrics.classification_metric(len(classes)), meta=meta, scheduler=scheduler)
 
 
 if __name__ == "__main__":

@@ -349,7 +349,8 @@ def main(argv: list[str] | None = None) -> dict:
                        extra={"method": args.method, "freeze_epochs": args.freeze_epochs,
                               "freeze_stages": frozen_stages(args, args.epochs - 1), "weights": args.weights})
     summary.update(engine.fit(net, nn.CrossEntropyLoss(), optimizer, train_loader, val_loader, args=args, rt=rt,
-                              metric=metrics.Accuracy(), meta=meta, scheduler=scheduler, on_epoch_start=on_epoch_start))
+                              metric=metrics.classification_metric(len(classes)), meta=meta, scheduler=scheduler,
+                              on_epoch_start=on_epoch_start))
     summary["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return summary
 

@@ -27,6 +27,9 @@ from .errors import Interrupted, UserError
 from .runtime import Runtime, prepare_output, seed_everything
 
 
+MAX_CLASSES = 50  # above this, per-class lines, scalars and the confusion figure are unreadable: eval.json keeps them
+
+
 @dataclass
 class Meta:
     """What a checkpoint needs so predict.py can rebuild the model from the file alone."""
@@ -251,10 +254,11 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
             is_best = score > best
             best = max(best, score)
             if rt.is_main:
-                _log_epoch(writer, epoch, args.epochs, stats, metrics, rt)
+                _log_epoch(writer, epoch, args.epochs, stats, metrics, rt, meta.class_names)
                 state = {"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
                          "scheduler": scheduler.state_dict() if scheduler is not None else None, "schedule": length,
-                         "scaler": scaler.state_dict(), "epoch": epoch, "best_metric": best, "metrics": plain(metrics),
+                         "scaler": scaler.state_dict(), "epoch": epoch, "best_metric": best,
+                         "metrics": plain({k: v for k, v in metrics.items() if k != "confusion"}),
                          "args": plain(vars(args)), "model_name": meta.model_name,
                          "model_kwargs": plain(meta.model_kwargs),
                          "class_names": list(meta.class_names), "preprocess": plain(meta.preprocess),
@@ -280,10 +284,12 @@ def test_only(model: nn.Module, criterion: Callable, val_loader: Iterable, *, ar
     if rt.resume is not None:
         _load_weights(rt.resume, model, args.resume)
     metrics = evaluate(model, criterion, val_loader, metric, rt, limit=args.limit_batches)
-    per_class = {k: v for k, v in metrics.items() if isinstance(v, list) and len(v) == len(meta.class_names)}
-    report = {"metrics": {k: v for k, v in metrics.items() if k not in per_class},
+    per_class = per_class_metrics(metrics, meta.class_names)
+    report = {"metrics": {k: v for k, v in metrics.items() if isinstance(v, float)},
               "per_class": {name: {k: v[i] for k, v in per_class.items()} for i, name in enumerate(meta.class_names)},
               "checkpoint": str(args.resume or args.weights), "data": args.data, "model": meta.model_name}
+    if metrics.get("confusion"):
+        report["confusion"] = metrics["confusion"]  # rows labels, columns predictions, in class_names order
     path = args.output_dir / "eval.json"
     if rt.is_main:
         print("  ".join(f"test_{k} {v:.4f}" for k, v in report["metrics"].items()))
@@ -292,6 +298,14 @@ def test_only(model: nn.Module, criterion: Callable, val_loader: Iterable, *, ar
             for name, values in report["per_class"].items():
                 print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values.values()) + " |")
         args.output_dir.mkdir(parents=True, exist_ok=True)
+        if "confusion" in report and len(meta.class_names) <= MAX_CLASSES:
+            from . import plots
+            import matplotlib.pyplot as plt
+
+            fig = plots.confusion_figure(report["confusion"], meta.class_names,
+                                         f"{meta.model_name}: {args.resume or args.weights}")
+            fig.savefig(args.output_dir / "confusion_matrix.png")
+            plt.close(fig)
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(json.dumps(_json_safe(plain(report)), indent=2) + "\n")
         tmp.replace(path)
@@ -317,15 +331,33 @@ def _interrupted(progress: dict[str, int], args: argparse.Namespace) -> str:
     return f"{where}; {last} holds epoch {progress['saved'] + 1}; resume with --resume {last} --epochs {args.epochs}"
 
 
+def per_class_metrics(metrics: dict[str, Any], class_names: list[str]) -> dict[str, list[float]]:
+    """The metrics that hold one number per class (segmentation's `iou`, classification's `recall`, ...)."""
+    return {k: v for k, v in metrics.items() if k != "confusion" and isinstance(v, list) and len(v) == len(class_names)}
+
+
 def _log_epoch(writer: SummaryWriter, epoch: int, epochs: int, stats: dict[str, float], metrics: dict[str, Any],
-               rt: Runtime) -> None:
-    """The notes' `test_loss` / `test_accuracy` scalars (step = epoch index, like their total_test_step), and one line."""
+               rt: Runtime, class_names: list[str]) -> None:
+    """The notes' `test_loss` / `test_accuracy` scalars (step = epoch index, like their total_test_step), and one line;
+    up to MAX_CLASSES classes also each class's numbers (scalars `test_iou/<class>` and a printed line) and the
+    confusion-matrix image."""
     writer.add_scalar("test_loss", metrics["loss"], epoch)
     scalars = {k: v for k, v in metrics.items() if k != "loss" and isinstance(v, float)}
     for name, value in scalars.items():
         writer.add_scalar(f"test_{name}", value, epoch)
+    per_class = per_class_metrics(metrics, class_names) if len(class_names) <= MAX_CLASSES else {}
+    for key, values in per_class.items():
+        for name, value in zip(class_names, values):
+            writer.add_scalar(f"test_{key}/{name}", value, epoch)
+    if metrics.get("confusion") and len(class_names) <= MAX_CLASSES:
+        from . import plots
+
+        writer.add_figure("confusion_matrix", plots.confusion_figure(metrics["confusion"], class_names,
+                                                                     f"epoch {epoch + 1}"), epoch)  # closes it
     writer.flush()
     rate = stats["images"] * rt.world_size / max(stats["seconds"], 1e-9)
     shown = "  ".join(f"test_{k} {v:.4f}" for k, v in scalars.items())
     print(f"epoch {epoch + 1}/{epochs}  train_loss {stats['loss']:.4f}  test_loss {metrics['loss']:.4f}  {shown}  "
           f"({stats['seconds']:.1f}s, {rate:.0f} img/s)", flush=True)
+    for key, values in per_class.items():
+        print(f"  {key}: " + ", ".join(f"{name} {value:.3f}" for name, value in zip(class_names, values)), flush=True)

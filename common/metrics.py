@@ -97,6 +97,31 @@ class ConfusionMatrix:
                 "miou": iou.nanmean().item(), "iou": iou.tolist()}
 
 
+class ClassConfusion(ConfusionMatrix):
+    """Image-level confusion matrix for classification (rows labels, columns the top-1 prediction): per-class recall
+    (`recall`, the diagonal over each row; nan for a class with no images) and the counts (`confusion`), which the
+    engine draws each epoch. Same accumulation and DDP reduction as the pixel matrix."""
+
+    primary = "mean_recall"
+
+    def update(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        """`output`: N×C logits (or N class indices); `target`: N labels."""
+        super().update(output.argmax(1) if output.dim() == 2 else output, target)
+
+    def compute(self) -> dict[str, float | list]:
+        if self.mat is None:
+            return {"mean_recall": math.nan, "recall": [math.nan] * self.num_classes, "confusion": []}
+        mat = self.matrix()
+        rows = mat.sum(1).double()
+        recall = torch.where(rows > 0, mat.diag().double() / rows.clamp(min=1), torch.full_like(rows, math.nan))
+        return {"mean_recall": recall.nanmean().item(), "recall": recall.tolist(), "confusion": mat.tolist()}
+
+
+def classification_metric(num_classes: int) -> "MetricSet":
+    """What every classification train.py evaluates: top-1 accuracy (picks best.pth) and the confusion matrix."""
+    return MetricSet(Accuracy(), ClassConfusion(num_classes))
+
+
 def inner_boundary(masks: torch.Tensor, width: int) -> torch.Tensor:
     """N×C×H×W bool masks → the pixels of each mask within `width` px (Chebyshev distance) of a pixel outside it: the
     mask minus its erosion by a (2·width+1)² square. Outside the image counts as inside the mask, so the image border

@@ -679,3 +679,39 @@ def test_load_matching_names_the_weights_flag_by_default(tmp_path):
     with pytest.raises(UserError) as info:
         weights.load_matching(nn.Linear(2, 2), str(tmp_path / "list.pth"), log=None)
     assert str(info.value) == "--weights: the weights file holds a list, not a state_dict or checkpoint"
+
+
+def test_class_confusion_counts_top1_predictions_and_per_class_recall():
+    from common.metrics import ClassConfusion, classification_metric
+
+    m = ClassConfusion(3)
+    logits = torch.tensor([[5.0, 0, 0], [0, 5.0, 0], [0, 0, 5.0], [5.0, 0, 0], [0, 5.0, 0]])
+    m.update(logits[:3], torch.tensor([0, 1, 1]))  # two batches: counts add up
+    m.update(logits[3:], torch.tensor([1, 1]))
+    # labels 0: predicted 0; label 1 (four images): predicted 1, 2, 0, 1; label 2: no images
+    out = m.compute()
+    assert out["confusion"] == [[1, 0, 0], [1, 2, 1], [0, 0, 0]]
+    assert out["recall"][:2] == [1.0, 0.5] and math.isnan(out["recall"][2])  # a class without images: nan, not 0
+    assert out["mean_recall"] == pytest.approx(0.75)
+    assert ClassConfusion(2).compute()["confusion"] == [] and math.isnan(ClassConfusion(2).compute()["mean_recall"])
+    both = classification_metric(3)
+    both.update(logits, torch.tensor([0, 1, 1, 1, 1]))
+    result = both.compute()
+    assert both.primary == "accuracy" and result["accuracy"] == pytest.approx(3 / 5) and result["recall"][1] == 0.5
+
+
+def test_confusion_figure_shows_row_shares_with_counts_and_a_colour_bar():
+    import matplotlib.pyplot as plt
+
+    from common.plots import confusion_figure
+
+    fig = confusion_figure([[3, 1], [0, 4]], ["cat", "dog"], "epoch 1")
+    heat, bar = fig.axes
+    assert heat.images[0].get_array().tolist() == [[0.75, 0.25], [0.0, 1.0]]  # each label's row sums to 1
+    assert [t.get_text() for t in heat.texts] == ["3", "1", "0", "4"]  # the counts, row by row
+    assert [t.get_text() for t in heat.get_xticklabels()] == ["cat", "dog"] and heat.get_xlabel() == "predicted class"
+    assert heat.get_ylabel() == "label" and heat.get_title() == "epoch 1" and bar.get_ylabel() == "share of the label's images"
+    plt.close(fig)
+    fig = confusion_figure([[0] * 13] * 13, [str(i) for i in range(13)], "many")  # no counts above 12 classes; 0 rows
+    assert not fig.axes[0].texts and fig.axes[0].images[0].get_array().sum() == 0
+    plt.close(fig)

@@ -5,6 +5,7 @@ import urllib.error
 from pathlib import Path
 
 import pytest
+from PIL import Image
 import torch
 import torchvision
 
@@ -220,12 +221,19 @@ def test_test_only_evaluates_a_checkpoint_and_writes_eval_json_only(tmp_path, ca
     capsys.readouterr()
     result = train.main([*FAST, "--test-only", "--resume", str(out / "last.pth"), "--limit-batches", "2"])
     assert result["metrics"]["accuracy"] == pytest.approx(trained["metrics"]["accuracy"])  # the same weights, same data
-    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name not in (".lock", "eval.json")} == \
-        before
+    written = (".lock", "eval.json", "confusion_matrix.png")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name not in written} == before
     report = json.loads((out / "eval.json").read_text())
     assert report["metrics"]["accuracy"] == pytest.approx(trained["metrics"]["accuracy"])
     assert report["checkpoint"] == str(out / "last.pth") and report["data"] == "synthetic"
-    assert "test_accuracy" in capsys.readouterr().out
+    confusion = report["confusion"]  # rows labels, columns predictions: the diagonal over the total is the accuracy
+    assert len(confusion) == 10 and sum(confusion[i][i] for i in range(10)) / sum(map(sum, confusion)) == \
+        pytest.approx(report["metrics"]["accuracy"])
+    assert list(report["per_class"]["disk"]) == ["recall"]
+    with Image.open(out / "confusion_matrix.png") as image:
+        assert image.format == "PNG"
+    printed = capsys.readouterr().out
+    assert "test_accuracy" in printed and "| class | recall |" in printed and "| disk | " in printed
     with pytest.raises(UserError, match=r"^--test-only evaluates a trained model: give --resume CHECKPOINT or --weights$"):
         train.main([*FAST, "--test-only", "--output-dir", str(tmp_path / "x")])
 
@@ -246,3 +254,26 @@ def test_test_only_prints_and_saves_the_per_class_table_for_segmentation(tmp_pat
     assert list(report["per_class"]) == ["background", "disk", "square", "triangle", "ring", "bar"]
     assert report["metrics"]["miou"] == pytest.approx(result["metrics"]["miou"])
     assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == ["eval.json"]  # no checkpoint, no events
+
+
+def test_every_evaluation_logs_per_class_numbers_and_the_confusion_matrix(tmp_path, capsys):
+    """Classification: `recall: <class> v, ...` printed and `test_recall/<class>` scalars each epoch, the confusion
+    matrix as a TensorBoard image; segmentation: the per-class IoU line and `test_iou/<class>`. The matrix is not stored
+    in the checkpoint (it grows with the square of the classes)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "cls"
+    load("03_cifar_train", "train").main([*FAST, "--limit-batches", "2", "--epochs", "2", "--output-dir", str(out)])
+    printed = capsys.readouterr().out
+    assert printed.count("  recall: disk ") == 2 and ", frame " in printed
+    acc = EventAccumulator(str(out), size_guidance={"images": 0}).Reload()
+    assert [e.step for e in acc.Scalars("test_recall/frame")] == [0, 1]
+    assert [e.step for e in acc.Images("confusion_matrix")] == [0, 1]
+    ckpt = torch.load(out / "last.pth", weights_only=True)
+    assert "confusion" not in ckpt["metrics"] and len(ckpt["metrics"]["recall"]) == 10
+    seg = tmp_path / "seg"
+    load("06_fcn", "train").main(["--data", "synthetic", "--backbone", "light", "--synthetic-size", "8", "-b", "4",
+                                  "--epochs", "1", "--image-size", "32", "--output-dir", str(seg)])
+    assert "  iou: background " in capsys.readouterr().out
+    acc = EventAccumulator(str(seg)).Reload()
+    assert "test_iou/bar" in acc.Tags()["scalars"] and "confusion_matrix" not in acc.Tags()["images"]
