@@ -24,6 +24,7 @@ from common.checkpoint import load_checkpoint  # noqa: E402
 from common.cli import resolve_device  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.images import ImageReadError, oriented_size  # noqa: E402
+from common.inputs import expand_inputs  # noqa: E402
 from common.segmentation import MAX_MEGAPIXELS, working_size  # noqa: E402
 from crf import CRFParams, crf_refine, memory_bytes, working_bytes  # noqa: E402
 from model import build_model  # noqa: E402
@@ -106,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         # The class count sizes the scores; reading it means loading the checkpoint once more before run() does
         # (a missing or bad file is the same one-line error either way).
         num_classes = len(load_checkpoint(args.checkpoint).get("class_names", ()))
-        check_crf_memory(args.images, num_classes, params, resolve_device(args.device), args.max_megapixels)
+        check_crf_memory([item.path for item in expand_inputs(args.images)], num_classes, params,
+                         resolve_device(args.device), args.max_megapixels)
         postprocess = partial(crf_refine, params=params)
     return seg_predict.run(args, build_model, postprocess)
 

@@ -1,13 +1,20 @@
 """The classification predict CLI shared by every classification folder:
 
-    python NN_topic/predict.py CHECKPOINT IMAGE [IMAGE ...] [--topk K] [--device D] [--unsafe-pickle]
+    python NN_topic/predict.py CHECKPOINT IMAGE|FOLDER|"GLOB" [...] [--topk K] [--format text|csv|json]
+                               [--output-dir DIR] [-b N] [--device D] [--unsafe-pickle]
 
-The model is rebuilt from the checkpoint alone (name, kwargs, classes, preprocessing). Each image prints
-`path: class (probability)`; a broken image is reported by name, the rest still run, and the exit code is 1 if any failed.
+The model is rebuilt from the checkpoint alone (name, kwargs, classes, preprocessing). Folders are searched recursively
+for images and globs expanded (common/inputs.py); images are batched (`-b`, those of one size together) with a progress
+bar past 8 images. `--format text` prints `path: class (probability), ...`; csv/json print the same table (path, top-k
+classes and probabilities), or write `predictions.csv` / `predictions.json` into `--output-dir`. A broken image is
+reported by name, the rest still run, and the exit code is 1 if any failed.
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,17 +25,24 @@ from torch import nn
 from torchvision.transforms import v2
 
 from .checkpoint import load_checkpoint, load_file, model_from_checkpoint
-from .cli import resolve_device
+from .cli import ensure_writable_dir, resolve_device
 from .errors import UserError
 from .images import READ_NOTE, ImageReadError, open_image
+from .inputs import expand_inputs
 
 
 def get_args_parser(description: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description or __doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, help="a last.pth / best.pth written by train.py")
-    parser.add_argument("images", type=Path, nargs="+", help=f"image files to classify ({READ_NOTE})")
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help=f"image files, folders (searched recursively) or quoted globs to classify ({READ_NOTE})")
     parser.add_argument("--topk", type=int, default=1, help="print the K most likely classes (default: %(default)s)")
+    parser.add_argument("--format", choices=("text", "csv", "json"), default="text",
+                        help="text lines, or a csv / json table (default: %(default)s)")
+    parser.add_argument("--output-dir", type=Path, default=None,
+                        help="write predictions.<format> there instead of printing it (csv and json)")
+    parser.add_argument("-b", "--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default: %(default)s)")
     parser.add_argument("--unsafe-pickle", action="store_true",
                         help="accept a whole pickled model (the notes' method 1, torch.save(model)); runs code from the "
@@ -69,28 +83,85 @@ def load_for_prediction(path: Path, build_model: Callable[..., nn.Module], unsaf
     return model_from_checkpoint(ckpt, build_model), list(ckpt["class_names"]), dict(ckpt.get("preprocess", {}))
 
 
+def batches(items: list, transform: Callable, size: int):
+    """(items, stacked tensors) of up to `size` consecutive readable images of one shape (mixed sizes are allowed: a
+    new shape starts a new batch); an unreadable image comes out alone as (item, ImageReadError)."""
+    group: list = []
+    for item in items:
+        try:
+            x = transform(open_image(item.path))
+        except ImageReadError as exc:
+            yield from _flush(group)
+            group = []
+            yield [item], exc
+            continue
+        if group and (len(group) == size or group[0][1].shape != x.shape):
+            yield from _flush(group)
+            group = []
+        group.append((item, x))
+    yield from _flush(group)
+
+
+def _flush(group: list):
+    if group:
+        yield [item for item, _ in group], torch.stack([x for _, x in group])
+
+
+def table(rows: list[dict[str, Any]], fmt: str, k: int) -> str:
+    """csv (path, class1, probability1, …) or json (a list of {path, top: [{class, probability}]})."""
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["path", *(f"{c}{i}" for i in range(1, k + 1) for c in ("class", "probability"))])
+    for row in rows:
+        writer.writerow([row["path"], *(v for t in row["top"] for v in (t["class"], f"{t['probability']:.6f}"))])
+    return out.getvalue()
+
+
 def classify_main(argv: Sequence[str] | None, build_model: Callable[..., nn.Module],
                   description: str | None = None) -> int:
     """Run the predict CLI; returns the exit code (0, or 1 if any image failed). Bad arguments raise UserError."""
+    from tqdm import tqdm
+
     args = get_args_parser(description).parse_args(argv)
     if args.topk < 1:
         raise UserError(f"--topk must be at least 1, got {args.topk}")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.output_dir is not None and args.format == "text":
+        raise UserError("--output-dir writes a table: add --format csv or --format json")
+    items = expand_inputs(args.images)
+    if args.output_dir is not None:
+        ensure_writable_dir(args.output_dir)
     device = resolve_device(args.device)
     model, classes, preprocess = load_for_prediction(args.checkpoint, build_model, args.unsafe_pickle)
     model.to(device)
     transform = preprocess_transform(preprocess)
     k = min(args.topk, len(classes))
-    failed = 0
-    for path in args.images:
-        try:
-            x = transform(open_image(path))
-        except ImageReadError as exc:
-            print(f"{path}: error: cannot read image ({exc.reason})", file=sys.stderr)
+    failed, rows = 0, []
+    bar = tqdm(total=len(items), unit="img", file=sys.stderr, disable=len(items) <= 8)
+    for group, x in batches(items, transform, args.batch_size):
+        bar.update(len(group))
+        if isinstance(x, ImageReadError):
+            bar.write(f"{group[0].path}: error: cannot read image ({x.reason})", file=sys.stderr)
             failed += 1
             continue
         with torch.inference_mode():
-            probs = model(x[None].to(device)).float().softmax(1)[0]
-        top = probs.topk(k)
-        shown = ", ".join(f"{classes[i]} ({p:.3f})" for p, i in zip(top.values.tolist(), top.indices.tolist()))
-        print(f"{path}: {shown}")
+            top = model(x.to(device)).float().softmax(1).topk(k)
+        for item, probs, indices in zip(group, top.values.tolist(), top.indices.tolist()):
+            rows.append({"path": str(item.path), "top": [{"class": classes[i], "probability": p}
+                                                         for p, i in zip(probs, indices)]})
+            if args.format == "text":
+                bar.write(f"{item.path}: " + ", ".join(f"{classes[i]} ({p:.3f})" for p, i in zip(probs, indices)))
+    bar.close()
+    if args.format != "text":
+        text = table(rows, args.format, k)
+        if args.output_dir is None:
+            sys.stdout.write(text)
+        else:
+            args.output_dir.mkdir(parents=True, exist_ok=True)
+            path = args.output_dir / f"predictions.{args.format}"
+            path.write_text(text)
+            print(f"{len(rows)} predictions: {path}")
     return 1 if failed else 0

@@ -1,9 +1,11 @@
 """The segmentation predict CLI shared by every segmentation folder:
 
-    python NN_topic/predict.py CHECKPOINT IMAGE [IMAGE ...] [--output-dir DIR] [--alpha A] [--device D]
+    python NN_topic/predict.py CHECKPOINT IMAGE|FOLDER|"GLOB" [...] [--output-dir DIR] [--alpha A] [--device D]
 
-For each image (any size) it writes `<stem>_mask.png`, a palette-mode PNG of class indices in the VOC colours at the
-image's own size, and `<stem>_overlay.png`, the image with the classes tinted in. An image above `--max-megapixels`
+For each image (any size; folders searched recursively, globs expanded: common/inputs.py) it writes `<name>_mask.png`,
+a palette-mode PNG of class indices in the VOC colours at the image's own size, and `<name>_overlay.png`, the image
+with the classes tinted in; `<name>` keeps the folder structure below a folder input. `shares.csv` lists, per image,
+the share of its pixels in each class. An image above `--max-megapixels`
 (a 12 MP phone photo, an 8000×8000 scan) is segmented at a working size of that many pixels and its mask scaled back
 (nearest) to the image's size, with a note on the line: memory stays bounded, and no image silently OOMs the process.
 The model is rebuilt from the checkpoint alone; a broken image is reported by name, the rest still run, and the exit
@@ -14,6 +16,7 @@ A folder extends the CLI by adding flags to `get_args_parser()` and passing a `p
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +30,7 @@ from torch import nn
 from .cli import ensure_writable_dir, resolve_device
 from .errors import UserError
 from .images import READ_NOTE, ImageReadError, open_image
+from .inputs import expand_inputs
 from .palette import to_palette_image, voc_palette
 from .predict import load_for_prediction
 from .segmentation import IGNORE_INDEX, MAX_MEGAPIXELS, MEAN, STD, normalize, working_size
@@ -39,8 +43,9 @@ def get_args_parser(description: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description or __doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, help="a last.pth / best.pth written by train.py")
-    parser.add_argument("images", type=Path, nargs="+",
-                        help=f"image files to segment, any size; {READ_NOTE}, and the mask has the upright size")
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help=f"image files, folders (searched recursively) or quoted globs to segment, any size; "
+                             f"{READ_NOTE}, and the mask has the upright size")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="where masks and overlays go (default: <checkpoint folder>/predictions)")
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the class colours (default: 0.5)")
@@ -85,10 +90,7 @@ def run(args: argparse.Namespace, build_model: Callable[..., nn.Module], postpro
         raise UserError(f"--alpha must be in [0, 1], got {args.alpha}")
     if not args.max_megapixels > 0:
         raise UserError(f"--max-megapixels must be positive, got {args.max_megapixels}")
-    stems = [p.stem for p in args.images]
-    duplicates = sorted({s for s in stems if stems.count(s) > 1})
-    if duplicates:
-        raise UserError(f"several inputs are named {duplicates[0]!r}; their outputs would overwrite each other")
+    items = expand_inputs(args.images)
     device = resolve_device(args.device)
     out_dir = output_dir(args)
     ensure_writable_dir(out_dir)
@@ -96,8 +98,9 @@ def run(args: argparse.Namespace, build_model: Callable[..., nn.Module], postpro
     model.to(device)
     mean, std = preprocess.get("mean") or MEAN, preprocess.get("std") or STD
     out_dir.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for path in args.images:
+    failed, shares = 0, []
+    for item in items:
+        path = item.path
         try:
             image = open_image(path)
         except ImageReadError as exc:
@@ -112,10 +115,16 @@ def run(args: argparse.Namespace, build_model: Callable[..., nn.Module], postpro
         if shrunk:
             note = f"; segmented at {size[0]}x{size[1]} (--max-megapixels {args.max_megapixels:g}), mask scaled back"
             mask = np.asarray(Image.fromarray(mask).resize(image.size, Image.NEAREST))
-        to_palette_image(mask).save(out_dir / f"{path.stem}_mask.png")
-        overlay(image, mask, args.alpha).save(out_dir / f"{path.stem}_overlay.png")
+        mask_path = out_dir / f"{item.name}_mask.png"
+        mask_path.parent.mkdir(parents=True, exist_ok=True)
+        to_palette_image(mask).save(mask_path)
+        overlay(image, mask, args.alpha).save(out_dir / f"{item.name}_overlay.png")
+        counts = np.bincount(mask.ravel(), minlength=len(classes))[:len(classes)]
+        shares.append([str(path), *(f"{c / mask.size:.6f}" for c in counts)])
         found = ", ".join(classes[c] for c in np.unique(mask) if c < len(classes))
-        print(f"{path}: {out_dir / f'{path.stem}_mask.png'} ({found}{note})")
+        print(f"{path}: {mask_path} ({found}{note})")
+    with open(out_dir / "shares.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["path", *classes], *shares])
     return 1 if failed else 0
 
 
