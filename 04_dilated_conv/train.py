@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import cli, runtime  # noqa: E402
+from common import cli, runtime, seg_train  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.seg_train import (add_segmentation_args, crop_size, fit_segmentation,  # noqa: E402
                               segmentation_loaders)
@@ -25,7 +25,7 @@ VOC_CROP_SIZE = 480
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_common_args(parser, folder="04_dilated_conv", data_choices=("voc", "synthetic"), default_data="synthetic",
+    cli.add_common_args(parser, folder="04_dilated_conv", data_choices=seg_train.DATA_CHOICES, default_data="synthetic",
                         epochs=10, batch_size=16, lr=5e-2)
     parser.add_argument("--model", default="hdc", choices=MODELS)
     parser.add_argument("--width", type=int, default=32, help="channels of every body conv (default: %(default)s)")

@@ -14,7 +14,7 @@ from pathlib import Path
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import cli, runtime  # noqa: E402
+from common import cli, runtime, seg_train  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.seg_train import (add_segmentation_args, crop_size, fit_segmentation,  # noqa: E402
                               segmentation_loaders)
@@ -27,7 +27,7 @@ VOC_CROP_SIZE = 480
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_common_args(parser, folder="06_fcn", data_choices=("voc", "synthetic"), epochs=30, batch_size=8, lr=1e-2)
+    cli.add_common_args(parser, folder="06_fcn", data_choices=seg_train.DATA_CHOICES, epochs=30, batch_size=8, lr=1e-2)
     parser.add_argument("--model", default="fcn8s", choices=MODELS)
     parser.add_argument("--backbone", default="vgg16", choices=tuple(BACKBONES),
                         help="vgg16: the paper's (ImageNet weights load); light: 1/8 width + BatchNorm, for CPU runs")

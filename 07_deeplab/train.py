@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import cli, runtime, segmentation  # noqa: E402
+from common import cli, runtime, seg_train, segmentation  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.seg_train import (add_segmentation_args, crop_size, fit_segmentation,  # noqa: E402
                               segmentation_loaders)
@@ -33,7 +33,7 @@ VOC_CROP_SIZE = 513  # the DeepLab papers' VOC crop
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_common_args(parser, folder="07_deeplab", data_choices=("voc", "synthetic"), epochs=30, batch_size=8,
+    cli.add_common_args(parser, folder="07_deeplab", data_choices=seg_train.DATA_CHOICES, epochs=30, batch_size=8,
                         lr=1e-2)
     parser.add_argument("--model", default="deeplabv3plus", choices=MODELS)
     parser.add_argument("--backbone", default=None, choices=BACKBONES,

@@ -15,6 +15,7 @@ from . import data, engine, metrics, schedule, segmentation
 from .errors import UserError
 from .runtime import Runtime
 
+DATA_CHOICES = ("voc", "folder", "synthetic")  # --data of every segmentation train.py; folder = your own data
 SYNTHETIC_IMAGE_SIZE = 64  # tests keep it small; experiments that need field of view use 128-256
 
 
@@ -35,11 +36,11 @@ def add_segmentation_args(parser: argparse.ArgumentParser, voc_crop_size: int) -
 
 
 def crop_size(args: argparse.Namespace, voc_crop_size: int) -> int:
-    """`--crop-size`, or the default for `--data` (the whole synthetic image); below 1 is a `UserError`, and so is a
+    """`--crop-size`, or the default for `--data` (the whole synthetic image; the folder's VOC crop for real photos); below 1 is a `UserError`, and so is a
     synthetic `--image-size` below 8 or above 1024."""
     if not 8 <= args.image_size <= 1024:
         raise UserError(f"--image-size must be between 8 and 1024, got {args.image_size}")
-    size = args.crop_size if args.crop_size is not None else (voc_crop_size if args.data == "voc" else args.image_size)
+    size = args.crop_size if args.crop_size is not None else (args.image_size if args.data == "synthetic" else voc_crop_size)
     if size < 1:
         raise UserError(f"--crop-size must be at least 1, got {size}")
     if not args.max_megapixels > 0:

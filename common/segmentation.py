@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from .errors import UserError
 from .files import removed_on_failure
-from .images import ImageReadError, check_images, open_image, open_mask, oriented_size, warning
+from .images import IMAGE_EXTENSIONS, ImageReadError, check_images, open_image, open_mask, oriented_size, warning
 from .synthetic import SyntheticContext, SyntheticSegmentation
 
 IGNORE_INDEX = 255
@@ -145,11 +145,16 @@ class VOCSegmentationFiles(Dataset):
         pairs = [(Path(i), Path(m)) for i, m in zip(voc.images, voc.masks) if Path(i).name != ".jpg"]  # blank lines
         if not pairs:
             raise UserError(f"{voc_root / 'ImageSets' / 'Segmentation' / f'{split}.txt'} lists no images")
-        self.num_classes, self.transforms, self.max_megapixels = num_classes, transforms, max_megapixels
         for image_path, mask_path in pairs:
             for path in (image_path, mask_path):
                 if not path.is_file():
                     raise UserError(f"{path}: listed in the split file but missing")
+        self._keep(pairs, num_classes, transforms, skip_bad, max_megapixels, f"VOC2012 {split} split under {voc_root}")
+
+    def _keep(self, pairs: list[tuple[Path, Path]], num_classes: int, transforms, skip_bad: bool,
+              max_megapixels: float, where: str) -> None:
+        """Check every (image, mask) pair (see `check`) and keep the good ones."""
+        self.num_classes, self.transforms, self.max_megapixels = num_classes, transforms, max_megapixels
         readable = set(check_images([i for i, _ in pairs], skip_bad=skip_bad))
         self.images, self.masks = [], []
         for image_path, mask_path in pairs:
@@ -157,7 +162,7 @@ class VOCSegmentationFiles(Dataset):
                 self.images.append(image_path)
                 self.masks.append(mask_path)
         if not self.images:
-            raise UserError(f"VOC2012 {split} split under {voc_root}: no readable image/mask pair left")
+            raise UserError(f"{where}: no readable image/mask pair left")
 
     def check(self, image_path: Path, mask_path: Path, skip_bad: bool = False) -> bool:
         """The pair as `__getitem__` will read it: the image's upright (EXIF-oriented) size must equal the mask's stored
@@ -190,8 +195,44 @@ class VOCSegmentationFiles(Dataset):
         return self.transforms(image, mask) if self.transforms else (image, mask)
 
 
+class SegmentationFolder(VOCSegmentationFiles):
+    """Your own data (`--data folder --data-path D`): `D/classes.txt` (one class name per line, line i = label i,
+    background first), `D/train/images/*.jpg|png…` and `D/train/masks/<same stem>.png`, likewise `D/val/`. Masks hold
+    the label of each pixel (an 8-bit grey or palette PNG; 255 = void, ignored). The class count comes from
+    classes.txt, so any number of classes trains; every pair gets the VOC checks (sizes, labels < classes, readable)."""
+
+    def __init__(self, root: Path, split: str, transforms, skip_bad: bool = False,
+                 max_megapixels: float = MAX_MEGAPIXELS) -> None:
+        root = Path(root)
+        self.classes = read_classes(root)
+        images_dir, masks_dir = root / split / "images", root / split / "masks"
+        if not images_dir.is_dir():
+            raise UserError(f"{images_dir} not found: --data folder reads {root}/{{train,val}}/images and .../masks")
+        images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
+                        and not p.name.startswith("."))
+        if not images:
+            raise UserError(f"{images_dir} holds no images")
+        missing = [p for p in images if not (masks_dir / f"{p.stem}.png").is_file()]
+        if missing:
+            raise UserError(f"{missing[0]} has no mask {masks_dir / (missing[0].stem + '.png')}"
+                            f"{f' ({len(missing) - 1} more without one)' if len(missing) > 1 else ''}")
+        self._keep([(p, masks_dir / f"{p.stem}.png") for p in images], len(self.classes), transforms, skip_bad,
+                   max_megapixels, f"{root / split}")
+
+
+def read_classes(root: Path) -> list[str]:
+    """`root/classes.txt`: one class name per line (blank lines ignored); at least two classes, no duplicates."""
+    path = Path(root) / "classes.txt"
+    if not path.is_file():
+        raise UserError(f"{path} not found: list the class names there, one per line, background first")
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise UserError(f"{path} must name at least two distinct classes, got {names}")
+    return names
+
+
 def build_datasets(args: argparse.Namespace, crop_size: int, image_size: int = 64) -> tuple[Dataset, Dataset, list[str]]:
-    """(train set, val set, class names) for `--data voc|synthetic`; train gets `SegTrainTransform(crop_size)`, val full
+    """(train set, val set, class names) for `--data voc|folder|synthetic`; train gets `SegTrainTransform(crop_size)`, val full
     size. The synthetic set draws `image_size`² images; `--synthetic-size` sets its train length (val: a quarter)."""
     train_tf, val_tf = SegTrainTransform(crop_size), SegEvalTransform()
     if args.data == "synthetic":
@@ -208,4 +249,8 @@ def build_datasets(args: argparse.Namespace, crop_size: int, image_size: int = 6
         train = VOCSegmentationFiles(args.data_path, "train", train_tf, download=args.download, **checks)
         val = VOCSegmentationFiles(args.data_path, "val", val_tf, download=False, **checks)
         return train, val, list(VOC_CLASSES)
-    raise UserError(f"--data {args.data!r}: this pipeline reads 'voc' or 'synthetic'")
+    if args.data == "folder":
+        checks = dict(skip_bad=args.skip_bad, max_megapixels=args.max_megapixels)
+        train = SegmentationFolder(args.data_path, "train", train_tf, **checks)
+        return train, SegmentationFolder(args.data_path, "val", val_tf, **checks), train.classes
+    raise UserError(f"--data {args.data!r}: this pipeline reads 'voc', 'folder' or 'synthetic'")

@@ -283,3 +283,56 @@ def test_synthetic_task_context_reaches_the_loaders() -> None:
     args = parser.parse_args(["--data", "synthetic", "--synthetic-task", "context", "--image-size", "40"])
     with pytest.raises(UserError, match=r"^--synthetic-task context: image_size 40 cannot hold .*raise --image-size$"):
         segmentation.build_datasets(args, 40, image_size=40)
+
+
+def _own_data(root, classes=("background", "road", "car"), n=4, size=(24, 20)):
+    """A --data folder tree: classes.txt, train/ and val/ with images/ and masks/ (grey PNG labels, a 255 border)."""
+    import numpy as np
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "classes.txt").write_text("\n".join(classes) + "\n\n")
+    for split in ("train", "val"):
+        for sub in ("images", "masks"):
+            (root / split / sub).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            mask = np.zeros(size[::-1], dtype=np.uint8)
+            mask[:, size[0] // 2:] = (i % (len(classes) - 1)) + 1
+            mask[0] = 255
+            Image.fromarray(mask, mode="L").save(root / split / "masks" / f"{i:03d}.png")
+            Image.fromarray(np.stack([mask * 40] * 3, -1).astype(np.uint8)).save(root / split / "images" / f"{i:03d}.jpg")
+
+
+def test_own_data_folder_trains_with_its_own_class_count(tmp_path):
+    """The tutorial repo's most asked question: segmentation on your own data with your own classes."""
+    import torch
+
+    from util import load
+
+    _own_data(tmp_path / "mine")
+    summary = load("06_fcn", "train").main(["--data", "folder", "--data-path", str(tmp_path / "mine"), "--backbone",
+                                            "light", "-b", "2", "--epochs", "1", "--crop-size", "16",
+                                            "--output-dir", str(tmp_path / "run")])
+    ckpt = torch.load(tmp_path / "run" / "last.pth", weights_only=True)
+    assert ckpt["class_names"] == ["background", "road", "car"] and len(summary["metrics"]["iou"]) == 3
+    assert ckpt["model"]["score_fr.weight"].shape[0] == 3  # the head has the folder's class count
+
+
+def test_own_data_folder_errors_name_the_problem(tmp_path):
+    from common.errors import UserError
+    from common.segmentation import SegmentationFolder
+
+    root = tmp_path / "mine"
+    _own_data(root)
+    assert len(SegmentationFolder(root, "train", None)) == 4
+    (root / "val" / "masks" / "002.png").unlink()
+    with pytest.raises(UserError, match=r"val/images/002.jpg has no mask .*val/masks/002.png$"):
+        SegmentationFolder(root, "val", None)
+    (root / "classes.txt").write_text("background\n")
+    with pytest.raises(UserError, match=r"classes.txt must name at least two distinct classes, got \['background'\]"):
+        SegmentationFolder(root, "train", None)
+    (root / "classes.txt").write_text("background\nroad\n")  # the tree's masks use label 2 too: not a class now
+    with pytest.raises(UserError, match=r"train/masks/001.png"):
+        SegmentationFolder(root, "train", None)
+    with pytest.raises(UserError, match=r"test/images not found"):
+        SegmentationFolder(root, "test", None)
