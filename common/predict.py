@@ -43,6 +43,9 @@ def get_args_parser(description: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="write predictions.<format> there instead of printing it (csv and json)")
     parser.add_argument("-b", "--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
+    parser.add_argument("--cam", action="store_true",
+                        help="also write <name>_cam.png per image: Grad-CAM of the top class at the last convolutional "
+                             "stage, over the image (into --output-dir, default <checkpoint folder>/cam)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default: %(default)s)")
     parser.add_argument("--unsafe-pickle", action="store_true",
                         help="accept a whole pickled model (the notes' method 1, torch.save(model)); runs code from the "
@@ -119,6 +122,23 @@ def table(rows: list[dict[str, Any]], fmt: str, k: int) -> str:
     return out.getvalue()
 
 
+def write_cams(model: nn.Module, items: list, transform: Callable, classes: list[str], out_dir: Path,
+               device: torch.device) -> None:
+    """`<name>_cam.png` per readable image: Grad-CAM of its top class (common/cam.py) over the image."""
+    from .cam import cam_overlay, grad_cam
+
+    for item in items:
+        try:
+            image = open_image(item.path)
+        except ImageReadError:
+            continue  # already reported
+        cam, index = grad_cam(model, transform(image)[None].to(device))
+        path = out_dir / f"{item.name}_cam.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cam_overlay(image, cam.cpu()).save(path)
+        print(f"{item.path}: Grad-CAM of {classes[index]} → {path}")
+
+
 def classify_main(argv: Sequence[str] | None, build_model: Callable[..., nn.Module],
                   description: str | None = None) -> int:
     """Run the predict CLI; returns the exit code (0, or 1 if any image failed). Bad arguments raise UserError."""
@@ -129,8 +149,8 @@ def classify_main(argv: Sequence[str] | None, build_model: Callable[..., nn.Modu
         raise UserError(f"--topk must be at least 1, got {args.topk}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.output_dir is not None and args.format == "text":
-        raise UserError("--output-dir writes a table: add --format csv or --format json")
+    if args.output_dir is not None and args.format == "text" and not args.cam:
+        raise UserError("--output-dir writes a table or CAMs: add --format csv, --format json or --cam")
     items = expand_inputs(args.images)
     if args.output_dir is not None:
         ensure_writable_dir(args.output_dir)
@@ -155,6 +175,8 @@ def classify_main(argv: Sequence[str] | None, build_model: Callable[..., nn.Modu
             if args.format == "text":
                 bar.write(f"{item.path}: " + ", ".join(f"{classes[i]} ({p:.3f})" for p, i in zip(probs, indices)))
     bar.close()
+    if args.cam:
+        write_cams(model, items, transform, classes, args.output_dir or args.checkpoint.parent / "cam", device)
     if args.format != "text":
         text = table(rows, args.format, k)
         if args.output_dir is None:

@@ -70,7 +70,7 @@ def test_classification_bulk_csv_json_batches_and_failures(cls_checkpoint, tmp_p
     batched = {r[0]: float(r[2]) for r in rows[1:]}
     for row in single:
         assert row["top"][0]["probability"] == pytest.approx(batched[row["path"]], abs=1e-5)
-    with pytest.raises(UserError, match="--output-dir writes a table: add --format csv or --format json"):
+    with pytest.raises(UserError, match="--output-dir writes a table or CAMs: add --format csv, --format json or --cam"):
         predict.main([str(cls_checkpoint), str(tmp_path / "in"), "--output-dir", str(tmp_path / "x")])
 
 
