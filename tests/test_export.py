@@ -1,0 +1,68 @@
+"""export.py (common/export.py): the exported file computes what eval-mode PyTorch computes — ONNX in onnxruntime and
+torch.export programs, with a free batch and, for segmentation, free odd H×W — and a file that does not is refused."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from common.errors import UserError
+from util import load
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    load("03_cifar_train", "train").main(["--data", "synthetic", "--synthetic-size", "64", "-b", "32", "--epochs", "1",
+                                          "--output-dir", str(root / "03")])
+    load("06_fcn", "train").main(["--data", "synthetic", "--backbone", "light", "--synthetic-size", "8", "-b", "4",
+                                  "--epochs", "1", "--image-size", "32", "--output-dir", str(root / "06")])
+    return root
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torch-export"])
+def test_classification_export_matches_pytorch_with_a_free_batch(checkpoints, fmt, capsys):
+    result = load("03_cifar_train", "export").main([str(checkpoints / "03" / "last.pth"), "--format", fmt, "--dynamic"])
+    assert result["path"] == checkpoints / "03" / f"last.{'onnx' if fmt == 'onnx' else 'pt2'}" and result["path"].is_file()
+    assert result["shape"] == (3, 10) and result["max_abs_diff"] <= 1e-4  # checked at batch 3, traced at 2
+    assert "max |Δ|" in capsys.readouterr().out
+
+
+def test_segmentation_onnx_export_takes_any_batch_and_odd_sizes(checkpoints):
+    import onnxruntime
+
+    result = load("06_fcn", "export").main([str(checkpoints / "06" / "last.pth"), "--dynamic",
+                                            "--output", str(checkpoints / "fcn.onnx")])
+    assert result["shape"] == (3, 6, 69, 69) and result["max_abs_diff"] <= 1e-4
+    session = onnxruntime.InferenceSession(str(checkpoints / "fcn.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.randn(1, 3, 45, 101)  # yet another size: the mask is the input's size
+    model = load("06_fcn", "model")
+    from common.predict import load_for_prediction
+
+    net = load_for_prediction(checkpoints / "06" / "last.pth", model.build_model)[0]
+    with torch.no_grad():
+        expected = net(x)
+    got = torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
+    assert got.shape == (1, 6, 45, 101) and (got - expected).abs().max() <= 1e-4
+
+
+def test_an_export_that_differs_from_pytorch_is_refused_and_removed(checkpoints, monkeypatch):
+    from common import export
+
+    real_write = export.write
+    monkeypatch.setattr(export, "write", lambda *a: (lambda t, run=real_write(*a): run(t) + 1e-3))
+    out = checkpoints / "bad.pt2"
+    with pytest.raises(UserError, match=r"bad.pt2: the exported model's output differs from PyTorch's .*max \|Δ\| 1.00e-03"):
+        load("03_cifar_train", "export").main([str(checkpoints / "03" / "last.pth"), "--format", "torch-export",
+                                               "--output", str(out)])
+    assert not out.exists()
+    with pytest.raises(UserError, match="--image-size must be at least 1"):
+        load("03_cifar_train", "export").main([str(checkpoints / "03" / "last.pth"), "--image-size", "0"])
+
+
+def test_export_sizes_come_from_the_checkpoint():
+    from common.export import example_size
+
+    assert example_size({"preprocess": {"resize": [32, 32]}}) == 32
+    assert example_size({"preprocess": {"resize": 256, "crop": 224}}) == 224
+    assert example_size({"preprocess": {}, "args": {"crop_size": None, "image_size": 64}}) == 64
+    assert example_size({}) == 224
