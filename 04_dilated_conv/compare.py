@@ -9,7 +9,6 @@ and learning rate. Prints the markdown table (mIoU, boundary IoU, the thin bar's
 provenance line, and writes `assets/compare.png` (bars), `assets/predictions.png` (image | label | each variant) and
 `assets/receptive_field_<variant>.png` (each net's receptive field with a colour bar).
 """
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 from common import experiment  # noqa: E402
-from common.errors import UserError, cli_main  # noqa: E402
+from common.errors import cli_main  # noqa: E402
 from common.experiment import Variant  # noqa: E402
 from common.predict import load_for_prediction  # noqa: E402
 from common.seg_predict import predict_mask  # noqa: E402
@@ -50,23 +49,8 @@ def figures(root: Path, assets: Path, seed: int, image_size: int) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="the README's CPU budget")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0 … N-1 per variant (default: 3)")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: cpu)")
-    parser.add_argument("--output-dir", type=Path, default=Path("runs/04_dilated_conv/compare"),
-                        help="one run folder per variant and seed (default: %(default)s)")
-    parser.add_argument("--assets", type=Path, default=HERE / "assets", help="where the PNGs go")
-    overrides = {"--image-size": "side of the synthetic images", "--synthetic-size": "training images",
-                 "--epochs": "epochs of every variant", "-b": "batch size"}
-    for (flag, what), quick, full in zip(overrides.items(), QUICK, FULL):
-        parser.add_argument(flag, type=int, default=None, help=f"{what} (default: {quick} with --quick, else {full})")
-    args = parser.parse_args(argv)
-    size, images, epochs, batch = (given if given is not None else default for given, default in zip(
-        (args.image_size, args.synthetic_size, args.epochs, args.b), QUICK if args.quick else FULL))
-    for flag, value in (("--seeds", args.seeds), ("--epochs", epochs)):
-        if value < 1:
-            raise UserError(f"{flag} must be at least 1, got {value}")
+    args = experiment.get_args_parser(__doc__, HERE.name, QUICK, FULL).parse_args(argv)
+    size, images, epochs, batch = experiment.budget_values(args, QUICK, FULL)
     base = ["--data", "synthetic", "--image-size", str(size), "--synthetic-size", str(images), "--epochs", str(epochs),
             "-b", str(batch), "--lr", "0.05", "--device", args.device, "--print-freq", "100"]
     start = time.perf_counter()

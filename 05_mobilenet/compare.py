@@ -132,10 +132,7 @@ def plot(rows: list[dict[str, Any]], pts: list[Point], cost: dict[str, dict[str,
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return experiment.save_figure(fig, path)
 
 
 def step_time(model: nn.Module, batch_size: int, image_size: int, rounds: int) -> float:

@@ -10,7 +10,6 @@ extra steps. Prints the
 markdown table (mIoU, boundary IoU, the thin bar's IoU, mean ± sd over seeds) with its provenance line, and writes
 `assets/compare.png` (bars) and `assets/stages.png` (image | label | 32s | 16s | 8s).
 """
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from common import experiment  # noqa: E402
-from common.errors import UserError, cli_main  # noqa: E402
+from common.errors import cli_main  # noqa: E402
 from common.experiment import Variant  # noqa: E402
 from common.predict import load_for_prediction  # noqa: E402
 from common.seg_predict import predict_mask  # noqa: E402
@@ -32,6 +31,8 @@ BAR = SyntheticSegmentation.CLASSES.index("bar")  # the thin class: 1-3 px lines
 STAGES = ["32s", "16s from 32s", "8s from 16s"]
 # image size, training images, 32s epochs, epochs per later stage, batch: the README's CPU budget and the GPU one
 QUICK, FULL = (64, 560, 10, 5, 16), (128, 4000, 16, 8, 16)
+BUDGET = {"--image-size": "side of the synthetic images", "--synthetic-size": "training images",
+          "--epochs": "epochs of FCN-32s", "--stage-epochs": "epochs of each fine-tuning stage", "-b": "batch size"}
 
 
 def variants(first: int, stage: int) -> list[Variant]:
@@ -53,24 +54,9 @@ def stages_figure(root: Path, path: Path, seed: int, image_size: int, n: int = 3
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="the README's CPU budget")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0 … N-1 per variant (default: 3)")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: cpu)")
-    parser.add_argument("--output-dir", type=Path, default=Path("runs/06_fcn/compare"),
-                        help="one run folder per variant and seed (default: %(default)s)")
-    parser.add_argument("--assets", type=Path, default=HERE / "assets", help="where the PNGs go")
-    overrides = {"--image-size": "side of the synthetic images", "--synthetic-size": "training images",
-                 "--epochs": "epochs of FCN-32s", "--stage-epochs": "epochs of each fine-tuning stage",
-                 "-b": "batch size"}
-    for (flag, what), quick, full in zip(overrides.items(), QUICK, FULL):
-        parser.add_argument(flag, type=int, default=None, help=f"{what} (default: {quick} with --quick, else {full})")
-    args = parser.parse_args(argv)
-    size, images, first, stage, batch = (given if given is not None else default for given, default in zip(
-        (args.image_size, args.synthetic_size, args.epochs, args.stage_epochs, args.b), QUICK if args.quick else FULL))
-    for flag, value in (("--seeds", args.seeds), ("--epochs", first), ("--stage-epochs", stage)):
-        if value < 1:  # before the first stage trains, not when a later stage would start
-            raise UserError(f"{flag} must be at least 1, got {value}")
+    args = experiment.get_args_parser(__doc__, HERE.name, QUICK, FULL, BUDGET).parse_args(argv)
+    size, images, first, stage, batch = experiment.budget_values(args, QUICK, FULL, BUDGET,
+                                                                 positive=("--epochs", "--stage-epochs"))
     base = ["--data", "synthetic", "--backbone", "light", "--image-size", str(size), "--synthetic-size", str(images),
             "-b", str(batch), "--lr", "0.05", "--device", args.device, "--print-freq", "100"]
     start = time.perf_counter()

@@ -12,7 +12,6 @@ The data is `--synthetic-task context`: dot_a and dot_b differ only by markers 2
 again with the mean-field CRF (crf.py), the papers' post-processing. Prints the table (mIoU, boundary IoU, context-dot
 IoU, mean ± sd over seeds) and the CRF table, and writes `assets/compare.png` and `assets/versions.png`.
 """
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -94,24 +93,12 @@ def versions_figure(root: Path, path: Path, seed: int, image_size: int) -> Path:
 
 
 def main(argv: list[str] | None = None) -> tuple[list[dict], list[dict]]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="the README's CPU budget")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0 … N-1 per variant (default: 3)")
+    parser = experiment.get_args_parser(__doc__, HERE.name, QUICK, FULL)
     parser.add_argument("--crf-images", type=int, default=40, help="val images the CRF is measured on (default: 40)")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: cpu)")
-    parser.add_argument("--output-dir", type=Path, default=Path("runs/07_deeplab/compare"),
-                        help="one run folder per variant and seed (default: %(default)s)")
-    parser.add_argument("--assets", type=Path, default=HERE / "assets", help="where the PNGs go")
-    overrides = {"--image-size": "side of the synthetic images", "--synthetic-size": "training images",
-                 "--epochs": "epochs of every version", "-b": "batch size"}
-    for (flag, what), quick, full in zip(overrides.items(), QUICK, FULL):
-        parser.add_argument(flag, type=int, default=None, help=f"{what} (default: {quick} with --quick, else {full})")
     args = parser.parse_args(argv)
-    size, images, epochs, batch = (given if given is not None else default for given, default in zip(
-        (args.image_size, args.synthetic_size, args.epochs, args.b), QUICK if args.quick else FULL))
-    for flag, value in (("--seeds", args.seeds), ("--epochs", epochs), ("--crf-images", args.crf_images)):
-        if value < 1:
-            raise UserError(f"{flag} must be at least 1, got {value}")
+    size, images, epochs, batch = experiment.budget_values(args, QUICK, FULL)
+    if args.crf_images < 1:
+        raise UserError(f"--crf-images must be at least 1, got {args.crf_images}")
     base = ["--data", "synthetic", "--synthetic-task", "context", "--backbone", "light", "--output-stride",
             str(OUTPUT_STRIDE), "--image-size", str(size), "--synthetic-size", str(images), "--epochs", str(epochs),
             "-b", str(batch), "--lr", "0.05", "--device", args.device, "--print-freq", "100"]

@@ -236,10 +236,7 @@ def plot(rows: list[dict], config: Config, path: Path, *, title: str) -> Path:
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return experiment.save_figure(fig, path)
 
 
 def write_readme(block: str, readme: Path) -> None:

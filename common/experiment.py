@@ -11,6 +11,7 @@ the date and the wall time, so a README table is reproduced by the command print
 """
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import platform
@@ -26,6 +27,8 @@ from typing import Any
 
 import torch
 
+from .errors import UserError
+
 
 @dataclass
 class Variant:
@@ -38,6 +41,51 @@ class Variant:
 
     def flags(self, seed: int, root: Path) -> list[str]:
         return [a.format(seed=seed, root=root) for a in self.argv]
+
+
+BUDGET_FLAGS = {"--image-size": "side of the synthetic images", "--synthetic-size": "training images",
+                "--epochs": "epochs of every variant", "-b": "batch size"}
+
+
+def get_args_parser(doc: str, folder: str, quick: Sequence[int], full: Sequence[int],
+                    budget: dict[str, str] = BUDGET_FLAGS) -> argparse.ArgumentParser:
+    """The flags every compare.py has: --quick (the README's CPU budget), --seeds, --device, --output-dir
+    (runs/<folder>/compare), --assets (<folder>/assets), and one int flag per `budget` entry ({flag: what}) whose
+    default is the matching value of `quick` (with --quick) or `full`."""
+    root = Path(__file__).resolve().parents[1]
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the README's CPU budget")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0 … N-1 per variant (default: 3)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: cpu)")
+    parser.add_argument("--output-dir", type=Path, default=Path(f"runs/{folder}/compare"),
+                        help="one run folder per variant and seed (default: %(default)s)")
+    parser.add_argument("--assets", type=Path, default=root / folder / "assets", help="where the PNGs go")
+    for (flag, what), q, f in zip(budget.items(), quick, full, strict=True):
+        parser.add_argument(flag, type=int, default=None, help=f"{what} (default: {q} with --quick, else {f})")
+    return parser
+
+
+def budget_values(args: argparse.Namespace, quick: Sequence[int], full: Sequence[int],
+                  budget: dict[str, str] = BUDGET_FLAGS, positive: Sequence[str] = ("--epochs",)) -> list[int]:
+    """Each budget flag's value (given, else quick/full); `--seeds` and the `positive` flags must be at least 1,
+    checked before anything trains."""
+    values = [given if given is not None else default for given, default in zip(
+        (getattr(args, flag.lstrip("-").replace("-", "_")) for flag in budget), quick if args.quick else full)]
+    for flag, value in (("--seeds", args.seeds), *((f, v) for f, v in zip(budget, values) if f in positive)):
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    return values
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Write a matplotlib figure (parent folders created) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def run(train_main: Callable[[list[str]], dict[str, Any]], variants: Sequence[Variant], seeds: Sequence[int],
@@ -127,11 +175,7 @@ def plot(rows: Sequence[dict[str, Any]], key: str, label: str, path: Path, *, ti
     ax.set_ylabel(label)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def prediction_grid(dataset: Any, columns: dict[str, Callable[[Any], Any]], path: Path, *, title: str,
@@ -165,8 +209,4 @@ def prediction_grid(dataset: Any, columns: dict[str, Callable[[Any], Any]], path
                ncol=min(len(handles) + 1, 8), fontsize=8, frameon=False)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.05 * (1 + len(handles) // 8), 1, 0.95))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

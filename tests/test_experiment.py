@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from common import experiment
+from common.errors import UserError
 from common.experiment import Variant
 
 
@@ -147,3 +148,21 @@ def test_prediction_grid_draws_every_predictor_on_every_row(tmp_path, monkeypatc
     assert drawn["label"] == pytest.approx([128 / 255, 0, 0])  # class 1 in the VOC colours
     with Image.open(path) as image:
         assert image.format == "PNG" and image.size == (968, 572)  # 2.2 in per column, 2.3 in per row + 0.6, at 110 dpi
+
+
+def test_compare_flags_take_the_quick_or_full_budget_and_check_it(tmp_path):
+    budget = {"--epochs": "epochs", "--stage-epochs": "stage epochs", "-b": "batch"}
+    parser = experiment.get_args_parser("doc", "06_fcn", (5, 2, 16), (20, 8, 64), budget)
+    args = parser.parse_args([])
+    assert experiment.budget_values(args, (5, 2, 16), (20, 8, 64), budget) == [20, 8, 64]  # no --quick: the GPU one
+    args = parser.parse_args(["--quick", "-b", "4"])
+    assert experiment.budget_values(args, (5, 2, 16), (20, 8, 64), budget) == [5, 2, 4]  # a given flag wins
+    assert args.output_dir == Path("runs/06_fcn/compare") and args.assets.parts[-2:] == ("06_fcn", "assets")
+    assert args.seeds == 3 and args.device == "cpu"
+    for argv, flag in ((["--seeds", "0"], "--seeds"), (["--stage-epochs", "0"], "--stage-epochs")):
+        with pytest.raises(UserError, match=rf"^{flag} must be at least 1, got 0$"):
+            experiment.budget_values(parser.parse_args(argv), (5, 2, 16), (20, 8, 64), budget,
+                                     positive=("--epochs", "--stage-epochs"))
+    assert experiment.budget_values(parser.parse_args(["-b", "0"]), (5, 2, 16), (20, 8, 64), budget)[2] == 0
+    with pytest.raises(ValueError):  # a budget flag without a quick and a full value is a programming error
+        experiment.get_args_parser("doc", "x", (1,), (2, 3), {"--epochs": "e", "-b": "b"})

@@ -23,6 +23,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from common import experiment  # noqa: E402
 from common.palette import voc_palette  # noqa: E402
 from common.synthetic import SyntheticContext  # noqa: E402
 
@@ -54,10 +55,7 @@ def synthetic_context(path: Path) -> Path:
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.suptitle("SyntheticContext: dot_a has yellow markers 20-40 px away, dot_b cyan; shapes at several scales")
     fig.tight_layout(rect=(0, 0.06, 1, 0.96))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return experiment.save_figure(fig, path)
 
 
 def run_script(*args: str) -> None:
