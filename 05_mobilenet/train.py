@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import cli, engine, metrics, runtime, schedule  # noqa: E402
-from common.classification import classification_loaders  # noqa: E402
+from common.classification import add_augment_arg, classification_loaders  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.weights import freeze, load_matching  # noqa: E402
 from common.complexity import count_params_and_macs  # noqa: E402
@@ -43,6 +43,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="mobilenet_v2 with a ReLU6 after each projection (the linear-bottleneck ablation)")
     parser.add_argument("--freeze-features", action="store_true",
                         help="train only the classifier (the notes' 冻结训练), e.g. after --weights")
+    add_augment_arg(parser)
     return parser
 
 

@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import cli, engine, metrics, runtime, schedule  # noqa: E402
-from common.classification import classification_loaders  # noqa: E402
+from common.classification import add_augment_arg, classification_loaders  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.weights import freeze, is_weights_name, load_matching  # noqa: E402
 from model import MODELS, GoogLeNetLoss, build_model  # noqa: E402
@@ -46,6 +46,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="input size (default: 32 for synthetic/cifar10, 224 for imagefolder; at least 15)")
     parser.add_argument("--freeze-features", action="store_true",
                         help="train only the classifier and aux heads (the notes' 冻结训练), e.g. after --weights")
+    add_augment_arg(parser)
     return parser
 
 

@@ -115,6 +115,14 @@ def imagenet_preprocess(size: int, mean: Sequence[float], std: Sequence[float]) 
     return {"resize": round(size * 256 / 224), "crop": size, "mean": list(mean), "std": list(std)}
 
 
+def add_augment_arg(parser: argparse.ArgumentParser) -> None:
+    """`--augment/--no-augment`: the training augmentation below, or none (train images transformed like val ones).
+    Flips are wrong where orientation is the class (digits, text, arrows)."""
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                        help="random crop/flip in training (default: on); --no-augment trains on the eval transform, "
+                             "e.g. where a flip changes the class (digits)")
+
+
 def classification_loaders(args: argparse.Namespace, rt: Runtime, size: int, *, synthetic_size: int,
                            mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
                            ) -> tuple[Any, Any, list[str], dict[str, Any]]:
@@ -122,28 +130,31 @@ def classification_loaders(args: argparse.Namespace, rt: Runtime, size: int, *, 
 
     Synthetic shapes are drawn at `size` and held in (GPU) memory (flip-augmented: every shape is flip-symmetric);
     CIFAR-10 is resized to `size` with crop + flip augmentation; ImageFolder gets RandomResizedCrop + flip for training
-    and resize + centre crop for evaluation, ImageNet style.
+    and resize + centre crop for evaluation, ImageNet style. `args.augment` False (`--no-augment`): none of that in
+    training, the train images get the evaluation transform.
     """
     mean, std = list(mean), list(std)
+    augment = getattr(args, "augment", True)
     if args.data == "synthetic":
         n = args.synthetic_size or synthetic_size
         train = SyntheticShapes(n, image_size=size, seed=args.seed, split="train")
         val = SyntheticShapes(max(n // 4, 1), image_size=size, seed=args.seed, split="val")
         shard = dict(device=rt.device, seed=args.seed, rank=rt.rank, world_size=rt.world_size, mean=mean, std=std)
         eval_batch = args.eval_batch_size or 2 * args.batch_size
-        loaders = (TensorLoader(train.data, train.targets, args.batch_size, train=True, flip=True, **shard),
+        loaders = (TensorLoader(train.data, train.targets, args.batch_size, train=True, flip=augment, **shard),
                    TensorLoader(val.data, val.targets, eval_batch, train=False, **shard))
         return *loaders, train.classes, {"resize": [size, size], "mean": mean, "std": std}
     normalize = [T.ToTensor(), T.Normalize(mean, std)]
     if args.data == "cifar10":
+        val_tf = T.Compose([T.Resize(size), *normalize])
         train_tf = T.Compose([T.Resize(size), T.RandomCrop(size, padding=size // 8), T.RandomHorizontalFlip(),
-                              *normalize])
-        train, val = load_cifar10(args.data_path, args.download, train_tf, T.Compose([T.Resize(size), *normalize]))
+                              *normalize]) if augment else val_tf
+        train, val = load_cifar10(args.data_path, args.download, train_tf, val_tf)
         preprocess = {"resize": [size, size], "mean": mean, "std": std}
     elif args.data == "imagefolder":
         preprocess = imagenet_preprocess(size, mean, std)
-        train_tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), *normalize])
         val_tf = T.Compose([T.Resize(preprocess["resize"]), T.CenterCrop(size), *normalize])
+        train_tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), *normalize]) if augment else val_tf
         train, val = load_imagefolder(args.data_path, train_tf, val_tf, skip_bad=args.skip_bad)
     else:
         raise ValueError(f"unknown --data {args.data!r}")

@@ -715,3 +715,32 @@ def test_confusion_figure_shows_row_shares_with_counts_and_a_colour_bar():
     fig = confusion_figure([[0] * 13] * 13, [str(i) for i in range(13)], "many")  # no counts above 12 classes; 0 rows
     assert not fig.axes[0].texts and fig.axes[0].images[0].get_array().sum() == 0
     plt.close(fig)
+
+
+def test_no_augment_trains_on_the_eval_transform(tmp_path):
+    """--no-augment (05, 09): no random crop or flip in training; the train set is transformed like the val set."""
+    import argparse
+
+    from common.classification import add_augment_arg, classification_loaders
+    from common.runtime import Runtime
+    from common.synthetic import SyntheticShapes, write_imagefolder
+
+    parser = argparse.ArgumentParser()
+    add_augment_arg(parser)
+    assert parser.parse_args([]).augment is True and parser.parse_args(["--no-augment"]).augment is False
+    rt = Runtime(device=torch.device("cpu"))
+    base = dict(synthetic_size=8, batch_size=4, eval_batch_size=None, seed=0, workers=0, skip_bad=False,
+                data_path=tmp_path, download=False)
+    for augment in (True, False):
+        args = argparse.Namespace(data="synthetic", augment=augment, **base)
+        train_loader, _, _, _ = classification_loaders(args, rt, 16, synthetic_size=8)
+        assert train_loader.flip is augment
+    for split in ("train", "val"):
+        write_imagefolder(SyntheticShapes(4, image_size=20, num_classes=2, split=split), tmp_path / split)
+    for augment, random in ((True, True), (False, False)):
+        args = argparse.Namespace(data="imagefolder", augment=augment, **base)
+        train_loader, val_loader, _, _ = classification_loaders(args, rt, 16, synthetic_size=8)
+        names = [type(t).__name__ for t in train_loader.dataset.transform.transforms]
+        assert ("RandomResizedCrop" in names) is random and ("RandomHorizontalFlip" in names) is random
+        if not random:
+            assert train_loader.dataset.transform is val_loader.dataset.transform
