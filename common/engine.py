@@ -352,8 +352,8 @@ def _log_epoch(writer: SummaryWriter, epoch: int, epochs: int, stats: dict[str, 
     if metrics.get("confusion") and len(class_names) <= MAX_CLASSES:
         from . import plots
 
-        writer.add_figure("confusion_matrix", plots.confusion_figure(metrics["confusion"], class_names,
-                                                                     f"epoch {epoch + 1}"), epoch)  # closes it
+        writer.add_image("confusion_matrix", plots.confusion_image(metrics["confusion"], class_names), epoch,
+                         dataformats="HWC")
     writer.flush()
     rate = stats["images"] * rt.world_size / max(stats["seconds"], 1e-9)
     shown = "  ".join(f"test_{k} {v:.4f}" for k, v in scalars.items())

@@ -32,3 +32,28 @@ def confusion_figure(matrix: Sequence[Sequence[int]], class_names: Sequence[str]
                         color="white" if shares[i, j] > 0.5 else "black")
     fig.tight_layout()
     return fig
+
+
+def confusion_image(matrix: Sequence[Sequence[int]], class_names: Sequence[str], cell: int = 28) -> np.ndarray:
+    """The same row-normalised matrix as an H×W×3 uint8 picture drawn with PIL (a few ms, where a matplotlib figure
+    takes ~0.3 s): what the loop logs to TensorBoard every epoch. Rows are labels (names on the left), columns
+    predictions (indices on top, in the same order), white → dark blue = share 0 → 1, counts in the cells."""
+    from PIL import Image, ImageDraw
+
+    import matplotlib
+
+    counts = np.asarray(matrix, dtype=np.float64)
+    shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    n, left, top = len(class_names), 8 + 7 * max(len(str(c)) for c in class_names), 18
+    rgb = (matplotlib.colormaps["Blues"](shares)[..., :3] * 255).astype(np.uint8)
+    grid = np.asarray(Image.fromarray(rgb).resize((n * cell, n * cell), Image.NEAREST))
+    canvas = Image.new("RGB", (left + n * cell, top + n * cell), "white")
+    canvas.paste(Image.fromarray(grid), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    for i, name in enumerate(class_names):
+        draw.text((2, top + i * cell + cell // 3), str(name), fill="black")
+        draw.text((left + i * cell + cell // 3, 3), str(i), fill="black")
+        for j in range(n):
+            draw.text((left + j * cell + 3, top + i * cell + cell // 3), f"{int(counts[i, j])}",
+                      fill="white" if shares[i, j] > 0.5 else "black")
+    return np.asarray(canvas)

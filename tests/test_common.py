@@ -744,3 +744,17 @@ def test_no_augment_trains_on_the_eval_transform(tmp_path):
         assert ("RandomResizedCrop" in names) is random and ("RandomHorizontalFlip" in names) is random
         if not random:
             assert train_loader.dataset.transform is val_loader.dataset.transform
+
+
+def test_confusion_image_is_the_row_shares_in_blues_with_a_label_column():
+    import matplotlib
+
+    from common.plots import confusion_image
+
+    image = confusion_image([[3, 1], [0, 4]], ["cat", "dog"], cell=20)
+    left = 8 + 7 * 3  # room for the longest name
+    assert image.shape == (18 + 2 * 20, left + 2 * 20, 3) and image.dtype == np.uint8
+    blues = lambda share: (np.asarray(matplotlib.colormaps["Blues"](share)[:3]) * 255).astype(np.uint8)  # noqa: E731
+    assert image[18 + 1, left + 1].tolist() == blues(0.75).tolist()  # row cat, column cat: 3 of 4
+    assert image[18 + 20 + 1, left + 1].tolist() == blues(0.0).tolist()  # row dog, column cat: 0 of 4
+    assert image[18 + 20 + 1, left + 20 + 1].tolist() == blues(1.0).tolist()
