@@ -174,3 +174,12 @@ def test_make_loaders_shuffles_training_by_seed_and_epoch_and_shards_across_rank
     assert order(0) == order(0) and order(0) != order(1) and order(0, epoch=1) != order(0)
     halves = [order(0, rank=r, world=2) for r in (0, 1)]
     assert len(halves[0]) == 16 and not set(halves[0]) & set(halves[1])
+
+
+def test_working_size_of_a_one_pixel_wide_image_is_integers_within_the_limit():
+    from common.segmentation import working_size
+
+    size = working_size(1, 10_000_000, 4)  # the width is clamped at 1 px, so the height takes the whole limit
+    assert size == (1, 4_000_000) and all(type(v) is int for v in size)
+    assert working_size(10_000_000, 1, 4) == (4_000_000, 1)
+    assert working_size(640, 480, 4) == (640, 480)
