@@ -300,12 +300,10 @@ def test_only(model: nn.Module, criterion: Callable, val_loader: Iterable, *, ar
         args.output_dir.mkdir(parents=True, exist_ok=True)
         if "confusion" in report and len(meta.class_names) <= MAX_CLASSES:
             from . import plots
-            import matplotlib.pyplot as plt
 
-            fig = plots.confusion_figure(report["confusion"], meta.class_names,
-                                         f"{meta.model_name}: {args.resume or args.weights}")
-            fig.savefig(args.output_dir / "confusion_matrix.png")
-            plt.close(fig)
+            plots.save_figure(plots.confusion_figure(report["confusion"], meta.class_names,
+                                                     f"{meta.model_name}: {args.resume or args.weights}"),
+                              args.output_dir / "confusion_matrix.png")
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(json.dumps(_json_safe(plain(report)), indent=2) + "\n")
         tmp.replace(path)

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from .errors import UserError
+from .plots import save_figure
 
 
 @dataclass
@@ -75,17 +76,6 @@ def budget_values(args: argparse.Namespace, quick: Sequence[int], full: Sequence
         if value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
     return values
-
-
-def save_figure(fig: Any, path: Path) -> Path:
-    """Write a matplotlib figure (parent folders created) and close it."""
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 def run(train_main: Callable[[list[str]], dict[str, Any]], variants: Sequence[Variant], seeds: Sequence[int],

@@ -4,9 +4,9 @@
 
 The model is rebuilt from the checkpoint alone (as predict.py does) in eval mode. `--dynamic` makes the batch size
 free, and for segmentation (a model whose output is a map) the height and width too. After writing, the file is run
-on a fresh input — batch 2 and, for a dynamic segmentation export, an odd size — and compared with PyTorch: the largest
-absolute difference is printed, and above 1e-4 the export is refused (the file removed, exit 2). ONNX needs `onnx`,
-`onnxscript` and, for the check, `onnxruntime` (requirements-dev.txt).
+on a fresh input — batch 3 for a dynamic export and, for a dynamic segmentation export, an odd size — and compared
+with PyTorch: the largest absolute difference is printed, and above 1e-4 the export is refused (the file removed,
+exit 2). ONNX needs `onnx`, `onnxscript` and, for the check, `onnxruntime` (all in requirements.txt).
 """
 from __future__ import annotations
 
@@ -18,9 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, model_from_checkpoint
 from .errors import UserError
-from .predict import load_for_prediction
 
 TOLERANCE = 1e-4  # fp32: what "the same outputs" means here
 
@@ -89,11 +88,11 @@ def export_main(argv: Sequence[str] | None, build_model: Callable[..., nn.Module
                 description: str | None = None) -> dict[str, Any]:
     """Run the export CLI; returns {"path", "max_abs_diff", "shape"}. A mismatch or a bad argument is a UserError."""
     args = get_args_parser(description).parse_args(argv)
-    ckpt = load_checkpoint(args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint)  # read once: the model and the example size both come from it
+    model = Logits(model_from_checkpoint(ckpt, build_model)).eval()
     size = args.image_size if args.image_size is not None else example_size(ckpt)
     if size < 1:
         raise UserError(f"--image-size must be at least 1, got {size}")
-    model = Logits(load_for_prediction(args.checkpoint, build_model)[0]).eval()
     with torch.no_grad():
         segmentation = model(torch.zeros(1, 3, size, size)).dim() == 4
     # traced at batch 2 and, for free H×W, at least 64 px: torch.export specialises any size that is 0 or 1 (a stride-32

@@ -43,6 +43,11 @@ def warning(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
+def is_image_file(path: Path) -> bool:
+    """A visible file with an image extension (what folder inputs and data folders take as images)."""
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
 def list_files(folder: Path) -> list[Path]:
     """Every visible file in `folder`, sorted (os.listdir order differs between machines). Hidden files such as
     .DS_Store are not data and are left out."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
-from .images import IMAGE_EXTENSIONS
+from .images import IMAGE_EXTENSIONS, is_image_file
 
 GLOB_CHARS = "*?["
 
@@ -22,10 +22,6 @@ GLOB_CHARS = "*?["
 class Input:
     path: Path  # the file to read
     name: Path  # its outputs' name, without suffix, relative to the output folder (`x`, `a/x`, `photos/2024/x`)
-
-
-def _is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
 def _below(root: Path, files: list[Path]) -> list[Input]:
@@ -40,7 +36,7 @@ def expand_inputs(specs: Sequence[str | Path]) -> list[Input]:
     for spec in map(str, specs):
         path = Path(spec)
         if path.is_dir():
-            files = sorted(f for f in path.rglob("*") if _is_image(f) and not any(
+            files = sorted(f for f in path.rglob("*") if is_image_file(f) and not any(
                 part.startswith(".") for part in f.relative_to(path).parts))
             if not files:
                 raise UserError(f"{spec} is a folder with no images ({', '.join(IMAGE_EXTENSIONS)})")
@@ -48,7 +44,7 @@ def expand_inputs(specs: Sequence[str | Path]) -> list[Input]:
         elif path.exists():
             found.append(Input(path, Path(path.stem)))
         elif any(c in spec for c in GLOB_CHARS):
-            files = sorted(Path(f) for f in glob.glob(spec, recursive=True) if _is_image(Path(f)))
+            files = sorted(Path(f) for f in glob.glob(spec, recursive=True) if is_image_file(Path(f)))
             if not files:
                 raise UserError(f"{spec} matches no image files")
             fixed = Path(*[p for p in Path(spec).parts[:next(i for i, p in enumerate(Path(spec).parts)

@@ -1,7 +1,9 @@
-"""Figures the training loop logs: the confusion matrix (TensorBoard image each epoch, a PNG with --test-only)."""
+"""Figures the training loop logs: the confusion matrix (TensorBoard image each epoch, a PNG with --test-only), and the
+one way a figure is written to a file."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import matplotlib
 
@@ -10,11 +12,25 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Write a matplotlib figure (parent folders created) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def row_shares(matrix: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, each row divided by its sum): where a label's images went; an empty row stays 0."""
+    counts = np.asarray(matrix, dtype=np.float64)
+    return counts, counts / np.maximum(counts.sum(1, keepdims=True), 1)
+
+
 def confusion_figure(matrix: Sequence[Sequence[int]], class_names: Sequence[str], title: str) -> plt.Figure:
     """Rows (labels) normalised to sum 1, so a class's row reads as "where its images went"; the colour bar is that
     share, counts are written in the cells when there are at most 12 classes."""
-    counts = np.asarray(matrix, dtype=np.float64)
-    shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    counts, shares = row_shares(matrix)
     n = len(class_names)
     side = min(2.0 + 0.45 * n, 14)
     fig, ax = plt.subplots(figsize=(side + 1.2, side), dpi=100)
@@ -40,10 +56,7 @@ def confusion_image(matrix: Sequence[Sequence[int]], class_names: Sequence[str],
     predictions (indices on top, in the same order), white → dark blue = share 0 → 1, counts in the cells."""
     from PIL import Image, ImageDraw
 
-    import matplotlib
-
-    counts = np.asarray(matrix, dtype=np.float64)
-    shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    counts, shares = row_shares(matrix)
     n, left, top = len(class_names), 8 + 7 * max(len(str(c)) for c in class_names), 18
     rgb = (matplotlib.colormaps["Blues"](shares)[..., :3] * 255).astype(np.uint8)
     grid = np.asarray(Image.fromarray(rgb).resize((n * cell, n * cell), Image.NEAREST))

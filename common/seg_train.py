@@ -36,8 +36,8 @@ def add_segmentation_args(parser: argparse.ArgumentParser, voc_crop_size: int) -
 
 
 def crop_size(args: argparse.Namespace, voc_crop_size: int) -> int:
-    """`--crop-size`, or the default for `--data` (the whole synthetic image; the folder's VOC crop for real photos); below 1 is a `UserError`, and so is a
-    synthetic `--image-size` below 8 or above 1024."""
+    """`--crop-size`, or the default for `--data` (the whole synthetic image; the folder's VOC crop for real photos);
+    below 1 is a `UserError`, and so is a synthetic `--image-size` below 8 or above 1024."""
     if not 8 <= args.image_size <= 1024:
         raise UserError(f"--image-size must be between 8 and 1024, got {args.image_size}")
     size = args.crop_size if args.crop_size is not None else (args.image_size if args.data == "synthetic" else voc_crop_size)

@@ -19,7 +19,8 @@ from torch.utils.data import Dataset
 
 from .errors import UserError
 from .files import removed_on_failure
-from .images import IMAGE_EXTENSIONS, ImageReadError, check_images, open_image, open_mask, oriented_size, warning
+from .images import (ImageReadError, check_images, is_image_file, list_files, open_image, open_mask, oriented_size,
+                     warning)
 from .synthetic import SyntheticContext, SyntheticSegmentation
 
 IGNORE_INDEX = 255
@@ -208,8 +209,7 @@ class SegmentationFolder(VOCSegmentationFiles):
         images_dir, masks_dir = root / split / "images", root / split / "masks"
         if not images_dir.is_dir():
             raise UserError(f"{images_dir} not found: --data folder reads {root}/{{train,val}}/images and .../masks")
-        images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
-                        and not p.name.startswith("."))
+        images = [p for p in list_files(images_dir) if is_image_file(p)]
         if not images:
             raise UserError(f"{images_dir} holds no images")
         missing = [p for p in images if not (masks_dir / f"{p.stem}.png").is_file()]

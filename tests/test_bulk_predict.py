@@ -38,6 +38,9 @@ def test_expand_inputs_files_folders_globs_and_names(tmp_path, monkeypatch):
         expand_inputs(["nowhere.jpg"])
     with pytest.raises(UserError, match=r"^more/\*.gif matches no image files$"):
         expand_inputs(["more/*.gif"])
+    images(tmp_path, ["more/.thumb.jpg"])  # a hidden file is never an image input, even asked for by name pattern
+    with pytest.raises(UserError, match=r"^more/\.\*.jpg matches no image files$"):
+        expand_inputs(["more/.*.jpg"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match=r"^empty is a folder with no images"):
         expand_inputs(["empty"])

@@ -55,6 +55,9 @@ def test_an_export_that_differs_from_pytorch_is_refused_and_removed(checkpoints,
         load("03_cifar_train", "export").main([str(checkpoints / "03" / "last.pth"), "--format", "torch-export",
                                                "--output", str(out)])
     assert not out.exists()
+    torch.save({"weights": {}}, checkpoints / "other.pth")
+    with pytest.raises(UserError, match=r"other.pth is not a checkpoint of this repo \(no 'model' state_dict inside\)$"):
+        load("03_cifar_train", "export").main([str(checkpoints / "other.pth")])
     with pytest.raises(UserError, match="--image-size must be at least 1"):
         load("03_cifar_train", "export").main([str(checkpoints / "03" / "last.pth"), "--image-size", "0"])
 
