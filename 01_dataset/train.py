@@ -41,7 +41,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common_args(parser, folder="01_dataset", data_choices=("notes-layout", "imagefolder", "synthetic"),
                         epochs=10, batch_size=16, lr=1e-2)
-    parser.add_argument("--model", default="smallcnn", choices=MODELS)
+    parser.add_argument("--model", default="smallcnn", choices=MODELS,
+                        help="the network (the notes' 01 uses a small CNN) (default: %(default)s)")
     parser.add_argument("--labels", default="folder", choices=("folder", "files"),
                         help="folder: label = folder name (MyData); files: <class>_label/<stem>.txt (标注标签), "
                              "notes layout only (default: %(default)s)")

@@ -39,7 +39,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common_args(parser, folder="02_tensorboard_transforms", data_choices=("imagefolder", "synthetic"),
                         default_data="synthetic", epochs=5, batch_size=64, lr=0.05)
-    parser.add_argument("--model", default="convnet", choices=MODELS)
+    parser.add_argument("--model", default="convnet", choices=MODELS,
+                        help="the network (default: %(default)s)")
     parser.add_argument("--image-size", type=int, default=32, help="S, the size the network sees (default: %(default)s)")
     return parser
 

@@ -34,7 +34,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common_args(parser, folder="03_cifar_train", data_choices=("cifar10", "synthetic"),
                         epochs=10, batch_size=64, lr=1e-2)
-    parser.add_argument("--model", default="tudui", choices=MODELS)
+    parser.add_argument("--model", default="tudui", choices=MODELS,
+                        help="the notes' Tudui CIFAR-10 network (搭建网络) (default: %(default)s)")
     parser.add_argument("--loader", default="tensor", choices=("tensor", "dataloader"),
                         help="tensor: images held in (GPU) memory, batched and augmented on the device (fast); "
                              "dataloader: the notes' DataLoader + ToTensor path (default: %(default)s)")

@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("rates", nargs="+", help="comma-separated dilation rates of stacked 3×3 convs, e.g. 1,2,5")
-    parser.add_argument("--out-dir", type=Path, default=Path("runs/04_dilated_conv/receptive_field"))
+    parser.add_argument("--out-dir", type=Path, default=Path("runs/04_dilated_conv/receptive_field"),
+                        help="where the PNGs go (default: %(default)s)")
     args = parser.parse_args(argv)
     for spec in args.rates:
         try:

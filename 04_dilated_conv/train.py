@@ -27,7 +27,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common_args(parser, folder="04_dilated_conv", data_choices=seg_train.DATA_CHOICES, default_data="synthetic",
                         epochs=10, batch_size=16, lr=5e-2)
-    parser.add_argument("--model", default="hdc", choices=MODELS)
+    parser.add_argument("--model", default="hdc", choices=MODELS,
+                        help="dilation pattern: hdc = rates 1,2,5 (HDC), gridding = 2,2,2, downsample = no dilation (default: %(default)s)")
     parser.add_argument("--width", type=int, default=32, help="channels of every body conv (default: %(default)s)")
     parser.add_argument("--groups", type=int, default=2,
                         help="repetitions of the three-conv group (default: %(default)s)")

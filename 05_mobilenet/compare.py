@@ -184,9 +184,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--synthetic-size", type=int, default=None,
                         help=f"training images (default: {QUICK['images']} with --quick, else {FULL['images']})")
     parser.add_argument("--epochs", type=int, default=None,
-                        help=f"epochs (default: {QUICK['epochs']} with --quick, else {FULL['epochs']})")
+                        help=f"training epochs of every variant "
+                             f"(default: {QUICK['epochs']} with --quick, else {FULL['epochs']})")
     parser.add_argument("-b", "--batch-size", type=int, default=None,
-                        help=f"batch (default: {QUICK['batch']} with --quick, else {FULL['batch']}; --costs: 8)")
+                        help=f"images per training step "
+                             f"(default: {QUICK['batch']} with --quick, else {FULL['batch']}; --costs: 8)")
     parser.add_argument("--lr", type=float, default=None, help=f"SGD learning rate (default: {QUICK['lr']})")
     parser.add_argument("--rounds", type=int, default=5, help="--costs: timed steps per model (default: 5)")
     parser.add_argument("--threads", type=int, default=1,

@@ -31,7 +31,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common_args(parser, folder="05_mobilenet", data_choices=("synthetic", "cifar10", "imagefolder"),
                         epochs=10, batch_size=64, lr=0.01)
-    parser.add_argument("--model", default="mobilenet_v2", choices=MODELS)
+    parser.add_argument("--model", default="mobilenet_v2", choices=MODELS,
+                        help="MobileNet version (default: %(default)s)")
     parser.add_argument("--width-mult", type=float, default=1.0, help="width multiplier α (default: %(default)s)")
     parser.add_argument("--image-size", type=int, default=None,
                         help="input size, the resolution multiplier ρ (default: 32 for synthetic/cifar10, 224 for "

@@ -28,7 +28,8 @@ VOC_CROP_SIZE = 480
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common_args(parser, folder="06_fcn", data_choices=seg_train.DATA_CHOICES, epochs=30, batch_size=8, lr=1e-2)
-    parser.add_argument("--model", default="fcn8s", choices=MODELS)
+    parser.add_argument("--model", default="fcn8s", choices=MODELS,
+                        help="FCN variant: how many skip connections (32s none, 16s pool4, 8s pool4 + pool3) (default: %(default)s)")
     parser.add_argument("--backbone", default="vgg16", choices=tuple(BACKBONES),
                         help="vgg16: the paper's (ImageNet weights load); light: 1/8 width + BatchNorm, for CPU runs")
     parser.add_argument("--weights-backbone", default=None, metavar="NAME|FILE",

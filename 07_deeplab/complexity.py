@@ -20,9 +20,10 @@ from model import BACKBONES, MODELS, build_model  # noqa: E402
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", choices=BACKBONES, default=None, help="default: each version's paper backbone")
-    parser.add_argument("--output-stride", type=int, choices=(8, 16), default=None)
-    parser.add_argument("--size", type=int, default=513)
-    parser.add_argument("--num-classes", type=int, default=21)
+    parser.add_argument("--output-stride", type=int, choices=(8, 16), default=None,
+                        help="default: each version's paper output stride")
+    parser.add_argument("--size", type=int, default=513, help="input side in pixels (default: %(default)s, VOC crops)")
+    parser.add_argument("--num-classes", type=int, default=21, help="classes of the head (default: %(default)s, VOC)")
     args = parser.parse_args(argv)
     rows = []
     print(f"| model | backbone | output stride | params | mult-adds at {args.size}×{args.size} |")

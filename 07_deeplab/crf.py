@@ -49,6 +49,16 @@ class CRFParams:
             raise ValueError(f"CRF tile must be at least 1 pixel, got {self.tile}")
 
 
+# one line per CRFParams field, for the --crf-* flags of predict.py and crf_demo.py
+CRF_HELP = {"iterations": "mean-field iterations", "window": "odd window size replacing the fully connected sum",
+            "dilation": "spacing of the window taps in pixels", "bilateral_weight": "w1, appearance kernel weight",
+            "bilateral_xy": "θα, appearance kernel position std (pixels)",
+            "bilateral_rgb": "θβ, appearance kernel colour std (RGB 0-255)",
+            "spatial_weight": "w2, smoothness kernel weight", "spatial_xy": "θγ, smoothness kernel std (pixels)",
+            "tile": "side of the tiles the CRF runs in (pixels); the result is the same for any value, the working "
+                    "memory grows with (tile + 2·halo)², halo = (iterations + 1)·window//2·dilation"}
+
+
 def reach(p: CRFParams) -> int:
     """r: how far (in pixels, along each axis) a pixel's window reaches, so how far a message travels per iteration."""
     return p.window // 2 * p.dilation

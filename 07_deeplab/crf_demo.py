@@ -26,7 +26,7 @@ from common.metrics import ConfusionMatrix  # noqa: E402
 from common.predict import load_for_prediction  # noqa: E402
 from common.segmentation import MEAN, STD, normalize  # noqa: E402
 from common.synthetic import SyntheticSegmentation  # noqa: E402
-from crf import CRFParams, crf_refine, memory_bytes  # noqa: E402
+from crf import CRF_HELP, CRFParams, crf_refine, memory_bytes  # noqa: E402
 from model import build_model  # noqa: E402
 
 
@@ -81,8 +81,9 @@ def crf_memory(height: int, width: int, classes: int, params: CRFParams) -> dict
 
 def main(argv: list[str] | None = None) -> dict[int, float] | dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=16)
-    parser.add_argument("--iterations", type=int, nargs="+", default=[0, 1, 2, 5, 10])
+    parser.add_argument("--images", type=int, default=16, help="synthetic images measured (default: %(default)s)")
+    parser.add_argument("--iterations", type=int, nargs="+", default=[0, 1, 2, 5, 10],
+                        help="mean-field iteration counts to compare (default: 0 1 2 5 10)")
     parser.add_argument("--checkpoint", type=Path, default=None, help="use this model's predictions (train.py output)")
     parser.add_argument("--memory", type=int, nargs=2, metavar=("H", "W"), default=None,
                         help="instead: peak memory of one CRF run (5 iterations, the --crf-* flags) on a random H×W "
@@ -90,7 +91,8 @@ def main(argv: list[str] | None = None) -> dict[int, float] | dict[str, float]:
     parser.add_argument("--classes", type=int, default=21, help="with --memory (default: %(default)s, VOC)")
     for f in dataclasses.fields(CRFParams):
         if f.name != "iterations":
-            parser.add_argument(f"--crf-{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+            parser.add_argument(f"--crf-{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
+                                help=f"{CRF_HELP[f.name]} (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.memory:
         params = CRFParams(**{f.name: getattr(args, f"crf_{f.name}") for f in dataclasses.fields(CRFParams)

@@ -26,16 +26,9 @@ from common.errors import UserError, cli_main  # noqa: E402
 from common.images import ImageReadError, oriented_size  # noqa: E402
 from common.inputs import expand_inputs  # noqa: E402
 from common.segmentation import MAX_MEGAPIXELS, working_size  # noqa: E402
-from crf import CRFParams, crf_refine, memory_bytes, working_bytes  # noqa: E402
+from crf import CRF_HELP, CRFParams, crf_refine, memory_bytes, working_bytes  # noqa: E402
 from model import build_model  # noqa: E402
 
-CRF_HELP = {"iterations": "mean-field iterations", "window": "odd window size replacing the fully connected sum",
-            "dilation": "spacing of the window taps in pixels", "bilateral_weight": "w1, appearance kernel weight",
-            "bilateral_xy": "θα, appearance kernel position std (pixels)",
-            "bilateral_rgb": "θβ, appearance kernel colour std (RGB 0-255)",
-            "spatial_weight": "w2, smoothness kernel weight", "spatial_xy": "θγ, smoothness kernel std (pixels)",
-            "tile": "side of the tiles the CRF runs in (pixels); the result is the same for any value, the working "
-                    "memory grows with (tile + 2·halo)², halo = (iterations + 1)·window//2·dilation"}
 GIB = 2 ** 30
 
 

@@ -35,7 +35,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common_args(parser, folder="07_deeplab", data_choices=seg_train.DATA_CHOICES, epochs=30, batch_size=8,
                         lr=1e-2)
-    parser.add_argument("--model", default="deeplabv3plus", choices=MODELS)
+    parser.add_argument("--model", default="deeplabv3plus", choices=MODELS,
+                        help="DeepLab version (default: %(default)s)")
     parser.add_argument("--backbone", default=None, choices=BACKBONES,
                         help="default: the paper's (vgg16 for V1, resnet101 for V2/V3/V3+); resnet18 is the light one")
     parser.add_argument("--output-stride", type=int, default=None, choices=(8, 16),

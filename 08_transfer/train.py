@@ -55,8 +55,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common_args(parser, folder="08_transfer", data_choices=("synthetic", "imagefolder"),
                         epochs=15, batch_size=16, lr=1e-2)
-    parser.add_argument("--model", default="resnet18", choices=MODELS)
-    parser.add_argument("--method", default="finetune", choices=METHODS)
+    parser.add_argument("--model", default="resnet18", choices=MODELS,
+                        help="backbone (tudui: the notes' CIFAR net) (default: %(default)s)")
+    parser.add_argument("--method", default="finetune", choices=METHODS,
+                        help="scratch: random init; freeze: train only the head; features: cache the frozen backbone's "
+                             "features once, then train the head; finetune: train everything (default: %(default)s)")
     parser.add_argument("--freeze-stages", type=int, default=None, metavar="K",
                         help="finetune: backbone stages frozen throughout, input side first (default: a majority)")
     parser.add_argument("--freeze-epochs", type=int, default=0, metavar="N",

@@ -33,7 +33,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common_args(parser, folder="09_googlenet", data_choices=("synthetic", "cifar10", "imagefolder"),
                         epochs=10, batch_size=64, lr=0.01)
-    parser.add_argument("--model", default="googlenet", choices=MODELS)
+    parser.add_argument("--model", default="googlenet", choices=MODELS,
+                        help="the network (default: %(default)s)")
     parser.add_argument("--aux", action=argparse.BooleanOptionalAction, default=True,
                         help="train with the two auxiliary classifiers (default: on)")
     parser.add_argument("--aux-weight", type=float, default=0.3, help="weight of each aux loss (default: %(default)s)")

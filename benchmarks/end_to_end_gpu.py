@@ -98,12 +98,13 @@ def warm_up(device: torch.device) -> None:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", help="cuda | cuda:N | cpu (default: %(default)s)")
-    parser.add_argument("--data", default="synthetic", choices=("synthetic", "cifar10"))
-    parser.add_argument("--data-path", type=Path, default=Path("data"))
+    parser.add_argument("--data", default="synthetic", choices=("synthetic", "cifar10"),
+                        help="CIFAR-size synthetic images, or the real CIFAR-10 in --data-path (default: %(default)s)")
+    parser.add_argument("--data-path", type=Path, default=Path("data"), help="where CIFAR-10 lives (default: ./data)")
     parser.add_argument("--train-size", type=int, default=50000, help="synthetic training images (default: CIFAR's)")
     parser.add_argument("--test-size", type=int, default=10000, help="synthetic test images (default: CIFAR's)")
     parser.add_argument("--epochs", type=int, default=10, help="the notes' 10 (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of every run (default: %(default)s)")
     parser.add_argument("--variant", action="append", default=[], metavar="FLAGS",
                         help="extra train.py flags for one more row, e.g. --variant '--compile' (repeatable)")
     parser.add_argument("--skip-notes", action="store_true", help="time only the train.py rows")

@@ -25,7 +25,7 @@ from timing import add_clock_args, apply_clock_args, interleave, machine, median
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=6400, help="images per epoch (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64, help="images per batch (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds; medians are reported (default: %(default)s)")
     add_clock_args(parser)
     args = parser.parse_args(argv)

@@ -63,14 +63,15 @@ def aten_ops(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Counter:
 
 def main(argv: list[str] | None = None) -> list[list]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=8, help="images per step (default: %(default)s)")
+    parser.add_argument("--image-size", type=int, default=224, help="input side (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=9, help="interleaved timing rounds (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's, all cores)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (benchmarks/gpu.sh passes cuda)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    torch.set_num_threads(args.threads)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     mobilenet, googlenet = load("05_mobilenet", "model"), load("09_googlenet", "model")
     pairs = {  # name: (build ours, torchvision's model)

@@ -28,7 +28,8 @@ def get_args_parser(description: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description or __doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, help="a last.pth / best.pth written by train.py")
-    parser.add_argument("--format", choices=("onnx", "torch-export"), default="onnx", help="(default: %(default)s)")
+    parser.add_argument("--format", choices=("onnx", "torch-export"), default="onnx",
+                        help="onnx (run with onnxruntime) or a torch.export program (.pt2) (default: %(default)s)")
     parser.add_argument("--output", type=Path, default=None,
                         help="the file to write (default: the checkpoint's name with .onnx or .pt2)")
     parser.add_argument("--dynamic", action="store_true",
