@@ -15,6 +15,8 @@ Written to TensorBoard, one tag per stage:
                (the notes log img_resize under this tag by mistake, so their two Resize images look the same)
   RandomCrop   Compose([RandomCrop(N), ToTensor()]) at steps 0..K-1: a different N×N window each time
   y=2x         the notes' scalar, with y really 2x (the notes write add_scalar("y=2x", i, i), which plots y=x)
+  Grad-CAM     with --checkpoint --cam: where the trained network found its top class (common/cam.py), also written
+               as <logdir>/<image stem>_cam.png
 """
 
 import argparse
@@ -29,6 +31,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common.cam import cam_overlay, grad_cam  # noqa: E402
 from common.cli import ensure_writable_dir, resolve_device  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.images import READ_NOTE, open_image  # noqa: E402
@@ -108,13 +111,17 @@ def contact_sheet(stages: list[Stage], columns: int = 5) -> Image.Image:
     return sheet
 
 
-def classify(image: Image.Image, checkpoint: Path, device: str, topk: int) -> list[tuple[str, float]]:
+def classify(image: Image.Image, checkpoint: Path, device: str, topk: int, cam: bool = False
+             ) -> tuple[list[tuple[str, float]], Image.Image | None]:
+    """(top-k (class, probability), the Grad-CAM overlay of the top class or None without `cam`)."""
     model, classes, preprocess = load_for_prediction(checkpoint, build_model)
     dev = resolve_device(device)
+    x = preprocess_transform(preprocess)(image)[None].to(dev)
     with torch.inference_mode():
-        probs = model.to(dev)(preprocess_transform(preprocess)(image)[None].to(dev)).float().softmax(1)[0]
+        probs = model.to(dev)(x).float().softmax(1)[0]
     top = probs.topk(min(topk, len(classes)))
-    return [(classes[i], p) for p, i in zip(top.values.tolist(), top.indices.tolist())]
+    overlay = cam_overlay(image, grad_cam(model, x)[0].cpu()) if cam else None
+    return [(classes[i], p) for p, i in zip(top.values.tolist(), top.indices.tolist())], overlay
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -129,6 +136,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed for RandomCrop (default: %(default)s)")
     parser.add_argument("--checkpoint", type=Path, default=None, help="also classify the image with a train.py checkpoint")
     parser.add_argument("--topk", type=int, default=3, help="classes to print with --checkpoint (default: %(default)s)")
+    parser.add_argument("--cam", action="store_true",
+                        help="with --checkpoint: log and write the Grad-CAM of the top class (<logdir>/<stem>_cam.png)")
     parser.add_argument("--device", default="cpu", help="device for --checkpoint (default: %(default)s)")
     return parser
 
@@ -141,22 +150,30 @@ def main(argv: list[str] | None = None) -> dict:
                         f"use at most {min(img.size)}")
     if args.crops < 1 or args.topk < 1:
         raise UserError("--crops and --topk must be at least 1")
+    if args.cam and args.checkpoint is None:
+        raise UserError("--cam explains a trained network's prediction: add --checkpoint")
     sheet_path = args.sheet or args.logdir / "contact_sheet.png"
     if sheet_path.is_dir():
         raise UserError(f"--sheet {sheet_path} is a folder; give a .png file name")
     ensure_writable_dir(args.logdir, "--logdir")
     ensure_writable_dir(sheet_path.parent, "--sheet")
-    prediction = classify(img, args.checkpoint, args.device, args.topk) if args.checkpoint else None
+    prediction, cam = (classify(img, args.checkpoint, args.device, args.topk, args.cam) if args.checkpoint
+                       else (None, None))
     torch.manual_seed(args.seed)
     stages = transform_stages(img, args.crop_size, args.crops)
+    if cam is not None:
+        stages.append(Stage("Grad-CAM", np.array(cam)))
     write_tensorboard(stages, args.logdir)
+    cam_path = args.logdir / f"{args.image.stem}_cam.png" if cam is not None else None
+    if cam_path is not None:
+        cam.save(cam_path)
     sheet_path.parent.mkdir(parents=True, exist_ok=True)
     contact_sheet([s for s in stages if s.tag != "RandomCrop" or s.step < SHEET_CROPS]).save(sheet_path)
     print(f"{args.image} ({img.width}×{img.height}): {len(stages)} images and the y=2x scalar in {args.logdir}; "
           f"contact sheet {sheet_path}")
     if prediction is not None:
         print(f"{args.image}: " + ", ".join(f"{name} ({p:.3f})" for name, p in prediction))
-    return {"stages": stages, "sheet": sheet_path, "prediction": prediction}
+    return {"stages": stages, "sheet": sheet_path, "prediction": prediction, "cam": cam_path}
 
 
 if __name__ == "__main__":

@@ -161,10 +161,18 @@ def test_train_logs_scalars_inputs_graph_and_weights(train, predict, tmp_path, c
     Image.fromarray(gradient(60, 60)).save(photo)
     capsys.readouterr()
     result = predict.main([str(photo), "--logdir", str(tmp_path / "tb"), "--crop-size", "32", "--crops", "1",
-                           "--checkpoint", str(summary["checkpoint"]), "--topk", "3"])
+                           "--checkpoint", str(summary["checkpoint"]), "--topk", "3", "--cam"])
     names, probs = zip(*result["prediction"])
     assert set(names) <= set(ckpt["class_names"]) and len(names) == 3 and list(probs) == sorted(probs, reverse=True)
     assert capsys.readouterr().out.splitlines()[-1].startswith(f"{photo}: {names[0]} (")
+    # --cam: the top class's Grad-CAM over the photo, as a PNG at the photo's size and as a TensorBoard image
+    assert result["cam"] == tmp_path / "tb" / "shape_cam.png" and Image.open(result["cam"]).size == (60, 60)
+    (cam_event,) = events(tmp_path / "tb").Images("Grad-CAM")
+    assert (cam_event.width, cam_event.height) == (60, 60)
+    assert np.array_equal(decode(cam_event), np.asarray(Image.open(result["cam"]).convert("RGB")))
+    with pytest.raises(UserError, match="--cam explains a trained network's prediction: add --checkpoint"):
+        predict.main([str(photo), "--logdir", str(tmp_path / "tb2"), "--crop-size", "32", "--cam"])
+    assert not (tmp_path / "tb2").exists()
 
 
 # ------------------------------------------------------------------------------------------------------ model.py
