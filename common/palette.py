@@ -1,5 +1,8 @@
-"""The PASCAL VOC colour map: class k is drawn in colour `palette[k]`, 255 (void) in cream, as in VOC's own PNG masks."""
+"""The PASCAL VOC colour map: class k is drawn in colour `palette[k]`, 255 (void) in cream, as in VOC's own PNG masks;
+a run with its own class colours (`--classes FILE`) overrides the first entries."""
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -20,8 +23,17 @@ def voc_palette() -> list[int]:
     return palette
 
 
-def to_palette_image(mask: np.ndarray) -> Image.Image:
-    """H×W uint8 label map → palette-mode ('P') PIL image with the VOC colours."""
+def with_colours(colours: Sequence[Sequence[int]] | None = None) -> list[int]:
+    """768 ints: `colours[k]` for label k (a run's own classes, `--classes FILE`), VOC's colour for every other label
+    (255, void, stays cream)."""
+    palette = voc_palette()
+    for k, colour in enumerate(colours or ()):
+        palette[3 * k:3 * k + 3] = [int(v) for v in colour]
+    return palette
+
+
+def to_palette_image(mask: np.ndarray, colours: Sequence[Sequence[int]] | None = None) -> Image.Image:
+    """H×W uint8 label map → palette-mode ('P') PIL image: the pixels stay the labels, the palette is `with_colours`."""
     image = Image.fromarray(mask.astype(np.uint8), mode="P")
-    image.putpalette(voc_palette())
+    image.putpalette(with_colours(colours))
     return image

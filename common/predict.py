@@ -81,6 +81,12 @@ def load_for_prediction(path: Path, build_model: Callable[..., nn.Module], unsaf
         ckpt = obj
     else:
         ckpt = load_checkpoint(path)
+    return from_checkpoint(ckpt, path, build_model)
+
+
+def from_checkpoint(ckpt: Any, path: Path, build_model: Callable[..., nn.Module]
+                    ) -> tuple[nn.Module, list[str], dict[str, Any]]:
+    """(model in eval mode, class names, preprocess) from an already loaded checkpoint `ckpt` (read from `path`)."""
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise UserError(f"{path} is not a checkpoint of this repo")
     return model_from_checkpoint(ckpt, build_model), list(ckpt["class_names"]), dict(ckpt.get("preprocess", {}))

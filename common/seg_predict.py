@@ -3,10 +3,10 @@
     python NN_topic/predict.py CHECKPOINT IMAGE|FOLDER|"GLOB" [...] [--output-dir DIR] [--alpha A] [--device D]
 
 For each image (any size; folders searched recursively, globs expanded: common/inputs.py) it writes `<name>_mask.png`,
-a palette-mode PNG of class indices in the VOC colours at the image's own size, and `<name>_overlay.png`, the image
-with the classes tinted in; `<name>` keeps the folder structure below a folder input. `shares.csv` lists, per image,
-the share of its pixels in each class. An image above `--max-megapixels`
-(a 12 MP phone photo, an 8000×8000 scan) is segmented at a working size of that many pixels and its mask scaled back
+a palette-mode PNG of class indices at the image's own size, in the run's class colours (`--classes FILE` at
+training, else VOC's), and `<name>_overlay.png`, the image with the classes tinted in; `<name>` keeps the folder
+structure below a folder input. `shares.csv` lists, per image, the share of its pixels in each class. An image above
+`--max-megapixels` (a 12 MP phone photo, an 8000×8000 scan) is segmented at a working size of that many pixels and its mask scaled back
 (nearest) to the image's size, with a note on the line: memory stays bounded, and no image silently OOMs the process.
 The model is rebuilt from the checkpoint alone; a broken image is reported by name, the rest still run, and the exit
 code is 1 if any failed.
@@ -31,8 +31,9 @@ from .cli import ensure_writable_dir, resolve_device
 from .errors import UserError
 from .images import READ_NOTE, ImageReadError, open_image
 from .inputs import expand_inputs
-from .palette import to_palette_image, voc_palette
-from .predict import load_for_prediction
+from .checkpoint import load_checkpoint
+from .palette import to_palette_image, with_colours
+from .predict import from_checkpoint
 from .segmentation import IGNORE_INDEX, MAX_MEGAPIXELS, MEAN, STD, normalize, working_size
 
 # (probabilities N×C×H×W, RGB image N×3×H×W as float in [0, 255]) -> refined probabilities N×C×H×W
@@ -70,10 +71,12 @@ def predict_mask(model: nn.Module, image: Image.Image, device: torch.device, mea
     return probs.argmax(1)[0].to(torch.uint8).cpu().numpy()
 
 
-def overlay(image: Image.Image, mask: np.ndarray, alpha: float = 0.5) -> Image.Image:
-    """The image with every non-background, non-void pixel blended toward its class colour."""
+def overlay(image: Image.Image, mask: np.ndarray, alpha: float = 0.5,
+            class_colours: Sequence[Sequence[int]] | None = None) -> Image.Image:
+    """The image with every non-background, non-void pixel blended toward its class colour (`class_colours[k]` for
+    label k, VOC's where not given)."""
     rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
-    colours = np.asarray(voc_palette(), dtype=np.float32).reshape(256, 3)[mask]
+    colours = np.asarray(with_colours(class_colours), dtype=np.float32).reshape(256, 3)[mask]
     tint = ((mask != 0) & (mask != IGNORE_INDEX))[..., None]
     blended = np.where(tint, (1 - alpha) * rgb + alpha * colours, rgb)
     return Image.fromarray(blended.round().astype(np.uint8), mode="RGB")
@@ -94,7 +97,9 @@ def run(args: argparse.Namespace, build_model: Callable[..., nn.Module], postpro
     device = resolve_device(args.device)
     out_dir = output_dir(args)
     ensure_writable_dir(out_dir)
-    model, classes, preprocess = load_for_prediction(args.checkpoint, build_model)
+    ckpt = load_checkpoint(args.checkpoint)
+    model, classes, preprocess = from_checkpoint(ckpt, args.checkpoint, build_model)
+    colours = ckpt.get("extra", {}).get("palette")  # None in checkpoints from before --classes: VOC's colours
     model.to(device)
     mean, std = preprocess.get("mean") or MEAN, preprocess.get("std") or STD
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -117,8 +122,8 @@ def run(args: argparse.Namespace, build_model: Callable[..., nn.Module], postpro
             mask = np.asarray(Image.fromarray(mask).resize(image.size, Image.NEAREST))
         mask_path = out_dir / f"{item.name}_mask.png"
         mask_path.parent.mkdir(parents=True, exist_ok=True)
-        to_palette_image(mask).save(mask_path)
-        overlay(image, mask, args.alpha).save(out_dir / f"{item.name}_overlay.png")
+        to_palette_image(mask, colours).save(mask_path)
+        overlay(image, mask, args.alpha, colours).save(out_dir / f"{item.name}_overlay.png")
         counts = np.bincount(mask.ravel(), minlength=len(classes))[:len(classes)]
         shares.append([str(path), *(f"{c / mask.size:.6f}" for c in counts)])
         found = ", ".join(classes[c] for c in np.unique(mask) if c < len(classes))

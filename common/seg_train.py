@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +21,8 @@ SYNTHETIC_IMAGE_SIZE = 64  # tests keep it small; experiments that need field of
 
 
 def add_segmentation_args(parser: argparse.ArgumentParser, voc_crop_size: int) -> None:
-    """The recipe's own flags: the training crop (VOC's default is the folder's paper value) and SGD weight decay."""
+    """The recipe's own flags: the training crop (VOC's default is the folder's paper value), synthetic data, your own
+    classes, SGD weight decay."""
     parser.add_argument("--crop-size", type=int, default=None,
                         help=f"training crop (default: {voc_crop_size} for VOC, --image-size for synthetic; "
                              "evaluation is at full size)")
@@ -29,6 +31,13 @@ def add_segmentation_args(parser: argparse.ArgumentParser, voc_crop_size: int) -
     parser.add_argument("--synthetic-task", default="shapes", choices=("shapes", "context"),
                         help="synthetic data: shapes at several scales and thin bars, or those plus dot_a/dot_b, "
                              "told apart only by markers 20-40 px away (needs --image-size >= 46; default: shapes)")
+    parser.add_argument("--classes", type=Path, default=None, metavar="FILE",
+                        help="your classes, one per line (line i = label i, background first), each optionally followed "
+                             "by its mask colour as R G B or #rrggbb; kept in the checkpoint for predict.py (default: "
+                             "VOC's 21 for voc, <data-path>/classes.txt for folder)")
+    parser.add_argument("--num-classes", type=int, default=None, metavar="N",
+                        help="labels 0..N-1 (255 = void), checked against the class names and every mask; alone, the "
+                             "classes are named class_0 … (default: the number of class names)")
     parser.add_argument("--weight-decay", type=float, default=1e-4, help="SGD weight decay (default: %(default)s)")
     parser.add_argument("--max-megapixels", type=float, default=segmentation.MAX_MEGAPIXELS,
                         help="refuse, before training, a data image larger than this: evaluation runs at full size "
@@ -50,7 +59,7 @@ def crop_size(args: argparse.Namespace, voc_crop_size: int) -> int:
 
 def segmentation_loaders(args: argparse.Namespace, rt: Runtime, crop_size: int, drop_last: bool = False
                          ) -> tuple[Any, Any, list[str]]:
-    """(train loader, val loader, class names) for `--data voc|synthetic`: random-scale crops for training, full-size
+    """(train loader, val loader, classes) for `--data voc|folder|synthetic`: random-scale crops for training, full-size
     images for evaluation, batches padded with 255 where sizes differ."""
     train_set, val_set, classes = segmentation.build_datasets(args, crop_size, image_size=args.image_size)
     if rt.is_main:
@@ -58,6 +67,13 @@ def segmentation_loaders(args: argparse.Namespace, rt: Runtime, crop_size: int, 
     train_loader, val_loader = data.make_loaders(train_set, val_set, args, rt, collate_fn=segmentation.collate_pad,
                                                  drop_last=drop_last)
     return train_loader, val_loader, classes
+
+
+def class_colours(classes: list[str]) -> list[tuple[int, ...]]:
+    """One RGB colour per class: those of a `ClassNames` (`--classes FILE`), else VOC's for labels 0..C-1."""
+    if isinstance(classes, segmentation.ClassNames):
+        return classes.colours
+    return segmentation.ClassNames(classes).colours
 
 
 def fit_segmentation(model: nn.Module, train_loader: Any, val_loader: Any, *, args: argparse.Namespace, rt: Runtime,
@@ -71,7 +87,7 @@ def fit_segmentation(model: nn.Module, train_loader: Any, val_loader: Any, *, ar
     scheduler = schedule.poly_lr(optimizer, total_steps=steps)
     meta = engine.Meta(model_name=model_name, class_names=classes, model_kwargs=model_kwargs,
                        preprocess={"mean": list(segmentation.MEAN), "std": list(segmentation.STD)},
-                       extra={"crop_size": crop_size})
+                       extra={"crop_size": crop_size, "palette": [list(c) for c in class_colours(classes)]})
     criterion = criterion or nn.CrossEntropyLoss(ignore_index=segmentation.IGNORE_INDEX)
     return engine.fit(model, criterion, optimizer, train_loader, val_loader, args=args, rt=rt,
                       metric=metrics.MetricSet(metrics.ConfusionMatrix(len(classes)), metrics.BoundaryIoU(len(classes))),

@@ -8,6 +8,7 @@ skip those pixels.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from .errors import UserError
 from .files import removed_on_failure
 from .images import (ImageReadError, check_images, is_image_file, list_files, open_image, open_mask, oriented_size,
                      warning)
+from .palette import voc_palette
 from .synthetic import SyntheticContext, SyntheticSegmentation
 
 IGNORE_INDEX = 255
@@ -200,12 +202,13 @@ class SegmentationFolder(VOCSegmentationFiles):
     """Your own data (`--data folder --data-path D`): `D/classes.txt` (one class name per line, line i = label i,
     background first), `D/train/images/*.jpg|png…` and `D/train/masks/<same stem>.png`, likewise `D/val/`. Masks hold
     the label of each pixel (an 8-bit grey or palette PNG; 255 = void, ignored). The class count comes from
-    classes.txt, so any number of classes trains; every pair gets the VOC checks (sizes, labels < classes, readable)."""
+    classes.txt (or `classes`, from `--classes FILE`), so any number of classes trains; every pair gets the VOC checks
+    (sizes, labels < classes, readable)."""
 
     def __init__(self, root: Path, split: str, transforms, skip_bad: bool = False,
-                 max_megapixels: float = MAX_MEGAPIXELS) -> None:
+                 max_megapixels: float = MAX_MEGAPIXELS, classes: ClassNames | None = None) -> None:
         root = Path(root)
-        self.classes = read_classes(root)
+        self.classes = classes if classes is not None else read_classes(root)
         images_dir, masks_dir = root / split / "images", root / split / "masks"
         if not images_dir.is_dir():
             raise UserError(f"{images_dir} not found: --data folder reads {root}/{{train,val}}/images and .../masks")
@@ -220,22 +223,83 @@ class SegmentationFolder(VOCSegmentationFiles):
                    max_megapixels, f"{root / split}")
 
 
-def read_classes(root: Path) -> list[str]:
-    """`root/classes.txt`: one class name per line (blank lines ignored); at least two classes, no duplicates."""
-    path = Path(root) / "classes.txt"
+class ClassNames(list):
+    """The class names a run trains (a plain list: label i is `self[i]`) and one RGB colour per class, which masks and
+    overlays are drawn in and the checkpoint keeps (VOC's colour of label i where the class file gives none)."""
+
+    def __init__(self, names: Sequence[str], colours: Sequence[Sequence[int] | None] | None = None) -> None:
+        super().__init__(names)
+        given = list(colours or [None] * len(names))
+        voc = voc_palette()
+        self.colours = [tuple(c) if c is not None else tuple(voc[3 * i:3 * i + 3]) for i, c in enumerate(given)]
+
+
+def _parse_colour(words: list[str]) -> tuple[list[str], tuple[int, int, int] | None]:
+    """(name words, colour or None) for one class line: a trailing `#rrggbb`, `R,G,B` or `R G B` is the colour."""
+    last = words[-1]
+    if re.fullmatch(r"#[0-9a-fA-F]{6}", last):
+        return words[:-1], tuple(int(last[i:i + 2], 16) for i in (1, 3, 5))
+    if re.fullmatch(r"\d+,\d+,\d+", last):
+        return words[:-1], tuple(int(v) for v in last.split(","))
+    if len(words) > 3 and all(w.isdigit() for w in words[-3:]):
+        return words[:-3], tuple(int(w) for w in words[-3:])
+    return words, None
+
+
+def read_class_file(path: Path) -> ClassNames:
+    """One class per line, line i = label i, background first (blank lines ignored): a name, optionally followed by its
+    colour as `#rrggbb`, `R,G,B` or `R G B` (0-255). At least two classes and at most 255 (label 255 is void), no name
+    twice."""
+    path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} not found: list the class names there, one per line, background first")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    names, colours = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        words, colour = _parse_colour(line.split())
+        if not words or (colour is not None and max(colour) > 255):
+            raise UserError(f"{path}:{number}: {line.strip()!r} is not 'name' or 'name R G B' / 'name #rrggbb' "
+                            "with colour values 0-255")
+        names.append(" ".join(words))
+        colours.append(colour)
     if len(names) < 2 or len(set(names)) != len(names):
         raise UserError(f"{path} must name at least two distinct classes, got {names}")
-    return names
+    if len(names) > IGNORE_INDEX:
+        raise UserError(f"{path} names {len(names)} classes; at most {IGNORE_INDEX} fit in 8-bit masks (255 = void)")
+    return ClassNames(names, colours)
 
 
-def build_datasets(args: argparse.Namespace, crop_size: int, image_size: int = 64) -> tuple[Dataset, Dataset, list[str]]:
-    """(train set, val set, class names) for `--data voc|folder|synthetic`; train gets `SegTrainTransform(crop_size)`, val full
-    size. The synthetic set draws `image_size`² images; `--synthetic-size` sets its train length (val: a quarter)."""
+def read_classes(root: Path) -> ClassNames:
+    """`root/classes.txt` (the `--data folder` layout), in `read_class_file`'s format."""
+    return read_class_file(Path(root) / "classes.txt")
+
+
+def run_classes(args: argparse.Namespace, found: ClassNames | None, where: str) -> ClassNames:
+    """The classes a run trains: `--classes FILE`, else what the data names (`found`), checked against `--num-classes`;
+    with `--num-classes N` alone, labels 0..N-1 named `class_0` …"""
+    if args.num_classes is not None and not 2 <= args.num_classes <= IGNORE_INDEX:
+        raise UserError(f"--num-classes must be between 2 and {IGNORE_INDEX} (255 = void), got {args.num_classes}")
+    classes = read_class_file(args.classes) if args.classes is not None else found
+    if classes is None:
+        if args.num_classes is None:
+            raise UserError(f"{where} has no class names: add --classes FILE (one name per line) or --num-classes N")
+        return ClassNames([f"class_{i}" for i in range(args.num_classes)])
+    if args.num_classes is not None and args.num_classes != len(classes):
+        source = args.classes or where
+        raise UserError(f"--num-classes {args.num_classes} but {source} names {len(classes)} classes")
+    return classes
+
+
+def build_datasets(args: argparse.Namespace, crop_size: int, image_size: int = 64
+                   ) -> tuple[Dataset, Dataset, ClassNames]:
+    """(train set, val set, classes with their colours) for `--data voc|folder|synthetic`; train gets
+    `SegTrainTransform(crop_size)`, val full size. The synthetic set draws `image_size`² images; `--synthetic-size` sets its train length (val: a quarter)."""
     train_tf, val_tf = SegTrainTransform(crop_size), SegEvalTransform()
     if args.data == "synthetic":
+        if args.classes is not None or args.num_classes is not None:
+            raise UserError("--classes and --num-classes are for --data voc|folder: the synthetic data has its own "
+                            "classes")
         n = args.synthetic_size or 400
         kind = SyntheticContext if getattr(args, "synthetic_task", "shapes") == "context" else SyntheticSegmentation
         try:
@@ -243,14 +307,19 @@ def build_datasets(args: argparse.Namespace, crop_size: int, image_size: int = 6
         except ValueError as exc:
             raise UserError(f"--synthetic-task context: {exc}; raise --image-size") from None
         val = kind(size=max(1, n // 4), image_size=image_size, seed=args.seed, split="val", transforms=val_tf)
-        return train, val, list(train.classes)
-    if args.data == "voc":
-        checks = dict(skip_bad=args.skip_bad, max_megapixels=args.max_megapixels)
-        train = VOCSegmentationFiles(args.data_path, "train", train_tf, download=args.download, **checks)
-        val = VOCSegmentationFiles(args.data_path, "val", val_tf, download=False, **checks)
-        return train, val, list(VOC_CLASSES)
+        return train, val, ClassNames(train.classes)
+    checks = dict(skip_bad=args.skip_bad, max_megapixels=args.max_megapixels)
+    if args.data == "voc":  # VOC's 21 names, or your own classes in VOC's layout (--classes / --num-classes)
+        voc_names = ClassNames(VOC_CLASSES) if args.num_classes in (None, len(VOC_CLASSES)) else None
+        classes = run_classes(args, voc_names, "VOC")
+        train = VOCSegmentationFiles(args.data_path, "train", train_tf, num_classes=len(classes),
+                                     download=args.download, **checks)
+        val = VOCSegmentationFiles(args.data_path, "val", val_tf, num_classes=len(classes), download=False, **checks)
+        return train, val, classes
     if args.data == "folder":
-        checks = dict(skip_bad=args.skip_bad, max_megapixels=args.max_megapixels)
-        train = SegmentationFolder(args.data_path, "train", train_tf, **checks)
-        return train, SegmentationFolder(args.data_path, "val", val_tf, **checks), train.classes
+        listed = Path(args.data_path) / "classes.txt"
+        found = read_classes(args.data_path) if args.classes is None and listed.is_file() else None
+        classes = run_classes(args, found, str(listed))
+        train = SegmentationFolder(args.data_path, "train", train_tf, classes=classes, **checks)
+        return train, SegmentationFolder(args.data_path, "val", val_tf, classes=classes, **checks), classes
     raise UserError(f"--data {args.data!r}: this pipeline reads 'voc', 'folder' or 'synthetic'")

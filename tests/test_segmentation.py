@@ -152,7 +152,8 @@ def test_collate_pad_pads_images_with_zero_and_masks_with_255() -> None:
 
 
 def test_build_datasets_synthetic_sizes() -> None:
-    args = argparse.Namespace(data="synthetic", synthetic_size=8, seed=0, data_path=Path("unused"), download=False)
+    args = argparse.Namespace(data="synthetic", synthetic_size=8, seed=0, data_path=Path("unused"), download=False,
+                              classes=None, num_classes=None)
     train, val, classes = segmentation.build_datasets(args, crop_size=32, image_size=48)
     assert (len(train), len(val)) == (8, 2) and classes[0] == "background"
     assert train[0][0].shape == (3, 32, 32) and val[0][0].shape == (3, 48, 48)
@@ -188,6 +189,8 @@ def test_overlay_tints_only_object_pixels() -> None:
     out = np.asarray(seg_predict.overlay(image, mask, alpha=0.5))
     assert (out[1] == 100).all() and (out[0, 0] == 100).all() and (out[0, 2] == 100).all()
     assert tuple(out[0, 1]) == (114, 50, 50)  # VOC colour of class 1 is (128, 0, 0)
+    own = np.asarray(seg_predict.overlay(image, mask, alpha=0.5, class_colours=[(0, 0, 0), (0, 200, 40)]))
+    assert tuple(own[0, 1]) == (50, 150, 70) and tuple(own[0, 3]) == tuple(out[0, 3])  # label 15: VOC's still
 
 
 class ShapeRecorder(nn.Module):
@@ -309,13 +312,28 @@ def test_own_data_folder_trains_with_its_own_class_count(tmp_path):
 
     from util import load
 
+    import numpy as np
+    from PIL import Image
+
     _own_data(tmp_path / "mine")
+    (tmp_path / "mine" / "classes.txt").write_text("background\nroad 128 64 128\ncar #00008e\n")
     summary = load("06_fcn", "train").main(["--data", "folder", "--data-path", str(tmp_path / "mine"), "--backbone",
                                             "light", "-b", "2", "--epochs", "1", "--crop-size", "16",
                                             "--output-dir", str(tmp_path / "run")])
     ckpt = torch.load(tmp_path / "run" / "last.pth", weights_only=True)
     assert ckpt["class_names"] == ["background", "road", "car"] and len(summary["metrics"]["iou"]) == 3
     assert ckpt["model"]["score_fr.weight"].shape[0] == 3  # the head has the folder's class count
+    assert ckpt["extra"]["palette"] == [[0, 0, 0], [128, 64, 128], [0, 0, 142]]
+    # predict.py needs nothing but the checkpoint: the mask and the overlay are drawn in the file's colours
+    photo = tmp_path / "mine" / "val" / "images" / "001.jpg"
+    assert load("06_fcn", "predict").main([str(tmp_path / "run" / "last.pth"), str(photo),
+                                           "--output-dir", str(tmp_path / "pred")]) == 0
+    mask_png = Image.open(tmp_path / "pred" / "001_mask.png")
+    assert mask_png.getpalette()[:9] == [0, 0, 0, 128, 64, 128, 0, 0, 142]
+    rgb = np.asarray(Image.open(photo).convert("RGB"))
+    expected = seg_predict.overlay(Image.open(photo), np.asarray(mask_png), 0.5, ckpt["extra"]["palette"])
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "pred" / "001_overlay.png")), np.asarray(expected))
+    assert rgb.shape[:2] == np.asarray(mask_png).shape
 
 
 def test_own_data_folder_errors_name_the_problem(tmp_path):
@@ -336,3 +354,60 @@ def test_own_data_folder_errors_name_the_problem(tmp_path):
         SegmentationFolder(root, "train", None)
     with pytest.raises(UserError, match=r"test/images not found"):
         SegmentationFolder(root, "test", None)
+
+
+def test_class_file_takes_names_and_colours_in_three_spellings(tmp_path):
+    from common.errors import UserError
+
+    path = tmp_path / "classes.txt"
+    path.write_text("background\nroad 128 64 128\n\ncar #00008E\nbus stop 220,20,60\n")
+    classes = segmentation.read_class_file(path)
+    assert classes == ["background", "road", "car", "bus stop"]
+    # background has no colour: VOC's of label 0 (black); the others as written
+    assert classes.colours == [(0, 0, 0), (128, 64, 128), (0, 0, 142), (220, 20, 60)]
+    assert segmentation.ClassNames(["a", "b", "c"]).colours == [(0, 0, 0), (128, 0, 0), (0, 128, 0)]  # VOC's
+    path.write_text("background\nsky 300 0 0\n")
+    with pytest.raises(UserError, match=r"classes.txt:2: 'sky 300 0 0' is not 'name' or 'name R G B'"):
+        segmentation.read_class_file(path)
+    path.write_text("".join(f"c{i}\n" for i in range(256)))
+    with pytest.raises(UserError, match=r"names 256 classes; at most 255 fit in 8-bit masks \(255 = void\)$"):
+        segmentation.read_class_file(path)
+    with pytest.raises(UserError, match=r"missing.txt not found: list the class names there"):
+        segmentation.read_class_file(tmp_path / "missing.txt")
+
+
+def test_num_classes_and_classes_decide_the_label_count_for_every_layout(tmp_path):
+    from common.errors import UserError
+    from util import load
+
+    parser = load("06_fcn", "train").get_args_parser()
+
+    def classes_of(*flags):
+        return segmentation.build_datasets(parser.parse_args(list(flags)), 16)[2]
+
+    _own_data(tmp_path / "mine")  # classes.txt names 3; masks use labels 0-2 and 255
+    mine = ["--data", "folder", "--data-path", str(tmp_path / "mine")]
+    assert classes_of(*mine) == ["background", "road", "car"] == classes_of(*mine, "--num-classes", "3")
+    with pytest.raises(UserError, match=r"^--num-classes 4 but .*mine/classes.txt names 3 classes$"):
+        classes_of(*mine, "--num-classes", "4")
+    (tmp_path / "mine" / "classes.txt").unlink()
+    with pytest.raises(UserError, match=r"classes.txt has no class names: add --classes FILE .* or --num-classes N$"):
+        classes_of(*mine)
+    assert classes_of(*mine, "--num-classes", "3") == ["class_0", "class_1", "class_2"]
+    with pytest.raises(UserError, match=r"train/masks/00\d.png"):  # label 2 is no class of 2
+        classes_of(*mine, "--num-classes", "2")
+    names = tmp_path / "names.txt"
+    names.write_text("ground\nlane #ff0000\nvan\n")
+    assert classes_of(*mine, "--classes", str(names)).colours[1] == (255, 0, 0)
+    # VOC's layout with other classes: the synthetic VOC tree holds labels 0-5
+    write_voc(tmp_path / "voc", {"train": SyntheticSegmentation(2, image_size=24),
+                                 "val": SyntheticSegmentation(1, image_size=24, split="val")})
+    voc = ["--data", "voc", "--data-path", str(tmp_path / "voc")]
+    assert classes_of(*voc) == list(segmentation.VOC_CLASSES)
+    assert classes_of(*voc, "--num-classes", "6") == [f"class_{i}" for i in range(6)]
+    with pytest.raises(UserError, match=r"SegmentationClass/train_0000\d.png"):
+        classes_of(*voc, "--classes", str(names))  # 3 classes, labels up to 5
+    with pytest.raises(UserError, match=r"^--classes and --num-classes are for --data voc\|folder"):
+        classes_of("--data", "synthetic", "--num-classes", "6")
+    with pytest.raises(UserError, match=r"^--num-classes must be between 2 and 255 \(255 = void\), got 1$"):
+        classes_of(*voc, "--num-classes", "1")
