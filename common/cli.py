@@ -55,6 +55,9 @@ def add_common_args(parser: argparse.ArgumentParser, *, folder: str, data_choice
     g.add_argument("--cudnn-benchmark", action=argparse.BooleanOptionalAction, default=True,
                    help="let cuDNN pick the fastest kernels for the input shapes (CUDA only; default: on)")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument("--sync-bn", action="store_true",
+                   help="under torchrun with several processes, BatchNorm statistics over the whole global batch "
+                        "(SyncBatchNorm; CUDA only, as torch's is); one process has nothing to synchronise")
     g.add_argument("--print-freq", type=int, default=100, help="log train loss every N steps (default: %(default)s)")
 
 

@@ -6,7 +6,10 @@ from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.utils.data import Sampler
+
+from .errors import UserError
 
 
 def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
@@ -48,6 +51,16 @@ def all_reduce_sum_(tensor: torch.Tensor) -> torch.Tensor:
     if is_dist():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def sync_batchnorm(model: nn.Module) -> nn.Module:
+    """`model` with every BatchNorm layer a `SyncBatchNorm` (`--sync-bn`): each rank normalises with the statistics of
+    the global batch instead of its own share. The parameters and buffers are the same tensors (an optimizer built on
+    the model still updates them, the state_dict keys do not change); a model without BatchNorm is an error, since
+    the flag could not do anything."""
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        raise UserError(f"--sync-bn: {type(model).__name__} has no BatchNorm layer to synchronise")
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 
 def cleanup() -> None:

@@ -208,6 +208,8 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
     if scheduler_interval not in ("epoch", "step"):
         raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
     memory_format = torch.channels_last if rt.channels_last else torch.preserve_format
+    if args.sync_bn:  # on CUDA (runtime.setup); one process: SyncBatchNorm computes what BatchNorm does
+        model = distributed.sync_batchnorm(model)
     model.to(rt.device, memory_format=memory_format)
     if args.test_only:
         return test_only(model, criterion, val_loader, args=args, rt=rt, metric=metric, meta=meta)

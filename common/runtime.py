@@ -142,6 +142,9 @@ def setup(args: argparse.Namespace) -> Runtime:
     check_unlocked(args.output_dir)
     # every rank, before the process group forms: no rank has written yet; --test-only adds eval.json to any folder
     replace = [] if args.test_only else check_previous_run(args)
+    if args.sync_bn and device.type != "cuda":
+        raise UserError("--sync-bn needs CUDA: torch's SyncBatchNorm runs on GPUs only (on CPU each DDP process "
+                        "keeps its own BatchNorm statistics)")
     rank, world_size, device = distributed.init_distributed(device)
     if rank == 0:
         cli.ensure_writable_dir(args.output_dir)

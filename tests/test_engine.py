@@ -1,6 +1,7 @@
 """common/engine.py with a scripted metric: which epoch best.pth holds, what the checkpoint and TensorBoard carry, how the
 scheduler is stepped, the per-image mean test loss, and the train loss logged per --print-freq window."""
 import argparse
+import copy
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,47 @@ def test_ctrl_c_is_one_line_saying_where_what_was_saved_and_how_to_resume(tmp_pa
     with pytest.raises(SystemExit) as exited:
         cli_main(before_training)
     assert exited.value.code == 130 and capsys.readouterr().err == "\ninterrupted before training started; nothing was written\n"
+
+
+def test_sync_bn_turns_every_batchnorm_into_syncbatchnorm_on_the_same_tensors(tmp_path):
+    from common.distributed import sync_batchnorm
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Sequential(nn.Conv2d(4, 4, 1),
+                                                                                      nn.BatchNorm2d(4)))
+    plain = copy.deepcopy(net)
+    params, buffers, keys = list(net.parameters()), list(net.buffers()), list(net.state_dict())
+    out = sync_batchnorm(net)
+    assert [type(m) for m in out.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] == [nn.SyncBatchNorm] * 2
+    # an optimizer built before the conversion still owns the weights; checkpoints keep their keys
+    assert all(a is b for a, b in zip(out.parameters(), params)) and all(a is b for a, b in zip(out.buffers(), buffers))
+    assert list(out.state_dict()) == keys
+    x = torch.randn(4, 3, 8, 8)
+    assert torch.equal(out.train()(x), plain.train()(x))  # one process: the batch's own statistics, as BatchNorm's
+    with pytest.raises(UserError, match=r"^--sync-bn: Sequential has no BatchNorm layer to synchronise$"):
+        sync_batchnorm(nn.Sequential(nn.Linear(4, 3)))
+    # engine.fit converts the model it trains when --sync-bn is given, and refuses one without BatchNorm
+    bn_net = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    run(tmp_path / "a", [0.1, 0.2, 0.3], "--sync-bn", model=bn_net)
+    assert isinstance(bn_net[1], nn.SyncBatchNorm)
+    with pytest.raises(UserError, match="--sync-bn: Linear has no BatchNorm layer"):
+        run(tmp_path / "b", [0.1, 0.2, 0.3], "--sync-bn")
+    assert not (tmp_path / "b").exists()
+
+
+def test_sync_bn_on_a_cpu_is_refused_before_anything_is_written(tmp_path):
+    from common import runtime
+
+    with pytest.raises(UserError, match=r"^--sync-bn needs CUDA: torch's SyncBatchNorm runs on GPUs only"):
+        runtime.setup(make_args(tmp_path, "--sync-bn", "--device", "cpu"))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_sync_bn_trains_on_cuda(tmp_path):
+    from util import load
+
+    summary = load("05_mobilenet", "train").main(["--data", "synthetic", "--synthetic-size", "64", "-b", "16",
+                                                  "--epochs", "1", "--width-mult", "0.25", "--device", "cuda",
+                                                  "--sync-bn", "--output-dir", str(tmp_path / "run")])
+    assert summary["checkpoint"].is_file()
