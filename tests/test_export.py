@@ -69,3 +69,34 @@ def test_export_sizes_come_from_the_checkpoint():
     assert example_size({"preprocess": {"resize": 256, "crop": 224}}) == 224
     assert example_size({"preprocess": {}, "args": {"crop_size": None, "image_size": 64}}) == 64
     assert example_size({}) == 224
+
+
+# every other folder: its own architecture through ONNX (DeepLab's image pooling and GoogLeNet's ceil-mode pools with a
+# free batch and, for segmentation, free H×W). The checkpoint is written by hand (random weights, eval-mode BatchNorm
+# statistics): what is checked is that the file computes what PyTorch does, not what the net learned.
+FOLDER_MODELS = {
+    "01_dataset": ("smallcnn", {}, 32),
+    "02_tensorboard_transforms": ("convnet", {}, 32),
+    "04_dilated_conv": ("hdc", {"width": 8, "groups": 1}, 32),
+    "05_mobilenet": ("mobilenet_v1", {"width_mult": 0.25}, 32),  # V2 = the same ops + adds, 2× the export time
+    "07_deeplab": ("deeplabv3plus", {"backbone": "resnet18"}, 32),
+    "08_transfer": ("tudui", {}, 32),  # torchvision's nets export in torchvision's own tests
+    "09_googlenet": ("googlenet", {"aux_logits": False}, 32),
+}
+
+
+@pytest.mark.parametrize("folder", FOLDER_MODELS)
+def test_every_folder_exports_to_onnx_that_matches_pytorch(folder, tmp_path):
+    name, kwargs, size = FOLDER_MODELS[folder]
+    torch.manual_seed(0)
+    model = load(folder).build_model(name, num_classes=3, **kwargs)
+    for m in model.modules():  # non-trivial running statistics, so eval-mode BatchNorm is really exercised
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    torch.save({"model": model.state_dict(), "model_name": name, "model_kwargs": kwargs, "class_names": ["a", "b", "c"],
+                "preprocess": {}, "args": {"image_size": size}}, tmp_path / "last.pth")
+    result = load(folder, "export").main([str(tmp_path / "last.pth"), "--dynamic"])
+    segmentation = folder in ("04_dilated_conv", "07_deeplab")
+    assert result["shape"] == ((3, 3, 69, 69) if segmentation else (3, 3))  # traced at 2×64², checked at 3×69²
+    assert result["max_abs_diff"] <= 1e-4 and result["path"] == tmp_path / "last.onnx"
