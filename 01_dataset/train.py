@@ -17,12 +17,11 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler
 from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import cli, engine, metrics, runtime  # noqa: E402
+from common import cli, engine, metrics, recipe, runtime  # noqa: E402
 from common.classification import fetch_hymenoptera  # noqa: E402
 from common.distributed import ShardSampler  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
@@ -52,6 +51,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="shuffle: draw the training images in a new random order every epoch (default: on)")
     loader.add_argument("--drop-last", action="store_true",
                         help="drop_last: drop the final batch when it has fewer than batch_size images")
+    recipe.add_recipe_args(parser, momentum=0.9)  # the notes' SGD(lr=0.01, momentum=0.9), no decay, no schedule
     return parser
 
 
@@ -122,9 +122,12 @@ def load_data(args: argparse.Namespace, rt: runtime.Runtime) -> tuple[ConcatData
     root, layout = data_root(args, rt)
     classes = [label_from_folder(p.name) for p in class_folders(root / "train", layout)]
     class_to_idx = {name: i for i, name in enumerate(classes)}
-    transform = transforms.Compose([transforms.Resize((args.image_size, args.image_size)), transforms.ToTensor(),
-                                    transforms.Normalize(MEAN, STD)])
-    train = build_split(root / "train", layout, args.labels, transform, class_to_idx, args.skip_bad)
+    resize, to_tensor = transforms.Resize((args.image_size, args.image_size)), [transforms.ToTensor(),
+                                                                               transforms.Normalize(MEAN, STD)]
+    transform = transforms.Compose([resize, *to_tensor])
+    policy, erase = recipe.image_augmentations(args)  # the notes train without augmentation: only when asked
+    train_tf = transforms.Compose([resize, *policy, *to_tensor, *erase]) if policy or erase else transform
+    train = build_split(root / "train", layout, args.labels, train_tf, class_to_idx, args.skip_bad)
     val = build_split(root / "val", layout, args.labels, transform, class_to_idx, args.skip_bad)
     return train, val, classes
 
@@ -167,11 +170,13 @@ def main(argv: list[str] | None = None) -> dict:
     model = build_model(args.model, num_classes=len(classes))
     if args.weights:
         load_matching(model, args.weights, log=print if rt.is_main else None)
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
+    optimizer = recipe.build_optimizer(model.parameters(), args)
     meta = engine.Meta(model_name=args.model, class_names=classes,
                        preprocess={"resize": [args.image_size, args.image_size], "mean": MEAN, "std": STD})
-    return engine.fit(model, nn.CrossEntropyLoss(), optimizer, train_loader, val_loader,
-                      args=args, rt=rt, metric=metrics.classification_metric(len(classes)), meta=meta)
+    return engine.fit(model, recipe.build_criterion(args), optimizer, train_loader, val_loader,
+                      args=args, rt=rt, metric=metrics.classification_metric(len(classes)), meta=meta,
+                      scheduler=recipe.build_scheduler(optimizer, args),
+                      batch_transform=recipe.mix_batches(args, len(classes)))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import cli, data, engine, metrics, runtime, schedule  # noqa: E402
+from common import cli, data, engine, metrics, recipe, runtime  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.classification import load_imagefolder  # noqa: E402
 from common.synthetic import SyntheticShapes  # noqa: E402
@@ -42,6 +42,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default="convnet", choices=MODELS,
                         help="the network (default: %(default)s)")
     parser.add_argument("--image-size", type=int, default=32, help="S, the size the network sees (default: %(default)s)")
+    recipe.add_recipe_args(parser, momentum=0.9, weight_decay=5e-4, lr_scheduler="cosine")
     return parser
 
 
@@ -53,12 +54,15 @@ def resize_size(image_size: int) -> int:
     return round(image_size * 8 / 7)
 
 
-def build_transforms(image_size: int) -> tuple[transforms.Compose, transforms.Compose]:
+def build_transforms(image_size: int, policy: list | None = None, erase: list | None = None
+                     ) -> tuple[transforms.Compose, transforms.Compose]:
     """(train, eval) pipelines. Resize(int) scales the short side and keeps the aspect ratio (the notes' Resize2);
-    the crop then makes every image S×S so they stack into a batch."""
+    the crop then makes every image S×S so they stack into a batch. `policy` / `erase`: --auto-augment and
+    --random-erase (common/recipe.py), before and after ToTensor."""
     to_tensor = [transforms.ToTensor(), transforms.Normalize(MEAN, STD)]  # [0, 1] → [-1, 1]
     resize = transforms.Resize(resize_size(image_size))
-    train = transforms.Compose([resize, transforms.RandomCrop(image_size), transforms.RandomHorizontalFlip(), *to_tensor])
+    train = transforms.Compose([resize, transforms.RandomCrop(image_size), transforms.RandomHorizontalFlip(),
+                                *(policy or []), *to_tensor, *(erase or [])])
     evaluation = transforms.Compose([resize, transforms.CenterCrop(image_size), *to_tensor])
     return train, evaluation
 
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
     train_set, val_set, classes = load_data(args)
     if rt.is_main:
         print(f"train set: {len(train_set)} images, test set: {len(val_set)} images ({args.data}, {rt.device})")
-    train_tf, eval_tf = build_transforms(args.image_size)
+    train_tf, eval_tf = build_transforms(args.image_size, *recipe.image_augmentations(args))
     step = len(train_set) // min(GRID_IMAGES, len(train_set))
     samples = [train_set[i * step][0] for i in range(min(GRID_IMAGES, len(train_set)))]
     train_set.transform, val_set.transform = train_tf, eval_tf
@@ -120,8 +124,8 @@ def main(argv: list[str] | None = None) -> dict:
     model = build_model(args.model, num_classes=len(classes))
     if args.weights:
         load_matching(model, args.weights, log=print if rt.is_main else None)
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
-    scheduler = schedule.cosine_lr(optimizer, args.epochs)
+    optimizer = recipe.build_optimizer(model.parameters(), args)
+    scheduler = recipe.build_scheduler(optimizer, args)
     meta = engine.Meta(model_name=args.model, class_names=classes,
                        preprocess={"resize": resize_size(args.image_size), "crop": [args.image_size] * 2,
                                    "mean": MEAN, "std": STD})
@@ -134,8 +138,9 @@ def main(argv: list[str] | None = None) -> dict:
             log_inputs_and_graph(writer, model, samples, train_tf, eval_tf)
             if rt.resume is None:  # after a resume, the first run already logged the initial weights
                 log_weights(writer, model, 0)
-    summary = engine.fit(model, nn.CrossEntropyLoss(), optimizer, train_loader, val_loader, args=args, rt=rt,
-                         metric=metrics.classification_metric(len(classes)), meta=meta, scheduler=scheduler)
+    summary = engine.fit(model, recipe.build_criterion(args), optimizer, train_loader, val_loader, args=args, rt=rt,
+                         metric=metrics.classification_metric(len(classes)), meta=meta, scheduler=scheduler,
+                         batch_transform=recipe.mix_batches(args, len(classes)))
     if rt.is_main and not args.test_only:
         with SummaryWriter(log_dir=str(args.output_dir)) as writer:
             log_weights(writer, model, args.epochs)

@@ -12,12 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
 import torchvision
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import cli, data, engine, metrics, runtime  # noqa: E402
+from common import cli, data, engine, metrics, recipe, runtime  # noqa: E402
 from common.checkpoint import save_checkpoint  # noqa: E402
 from common.classification import load_cifar10  # noqa: E402
 from common.errors import cli_main  # noqa: E402
@@ -45,6 +43,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="Normalize([0.5]*3, [0.5]*3) after ToTensor (default: on)")
     parser.add_argument("--save-full-model", action="store_true",
                         help="also write the notes' method 1, torch.save(model), as tudui_method1.pth (see README)")
+    recipe.add_recipe_args(parser, momentum=0.0)  # the notes: torch.optim.SGD(tudui.parameters(), lr=learning_rate)
     return parser
 
 
@@ -60,6 +59,8 @@ def load_data(args: argparse.Namespace) -> tuple[object, object, list[str]]:
 def make_loaders(train_set, test_set, args: argparse.Namespace, rt: runtime.Runtime):
     """Both loaders yield the same tensors: float images (ToTensor, then Normalize unless --no-normalize), int64 labels."""
     mean, std = ([0.5] * 3, [0.5] * 3) if args.normalize else (None, None)
+    policy, erase = recipe.image_augmentations(args, "--loader tensor augments whole batches on the device: add "
+                                                     "--loader dataloader" if args.loader == "tensor" else None)
     if args.loader == "tensor":
         shard = dict(device=rt.device, seed=args.seed, rank=rt.rank, world_size=rt.world_size, mean=mean, std=std)
         train = TensorLoader(train_set.data, train_set.targets, args.batch_size, train=True, drop_last=False,
@@ -72,7 +73,7 @@ def make_loaders(train_set, test_set, args: argparse.Namespace, rt: runtime.Runt
     to_tensor = [torchvision.transforms.ToTensor()]
     if args.normalize:
         to_tensor.append(torchvision.transforms.Normalize(mean, std))
-    train_set.transform = torchvision.transforms.Compose([*augment, *to_tensor])
+    train_set.transform = torchvision.transforms.Compose([*augment, *policy, *to_tensor, *erase])
     test_set.transform = torchvision.transforms.Compose(to_tensor)
     return data.make_loaders(train_set, test_set, args, rt)
 
@@ -87,12 +88,14 @@ def main(argv: list[str] | None = None) -> dict:
     model = build_model(args.model, num_classes=len(classes))
     if args.weights:
         load_matching(model, args.weights, log=print if rt.is_main else None)
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
+    optimizer = recipe.build_optimizer(model.parameters(), args)
     meta = engine.Meta(model_name=args.model, class_names=classes,
                        preprocess={"resize": [32, 32], "mean": [0.5] * 3 if args.normalize else None,
                                    "std": [0.5] * 3 if args.normalize else None})
-    summary = engine.fit(model, nn.CrossEntropyLoss(), optimizer, train_loader, test_loader,
-                         args=args, rt=rt, metric=metrics.classification_metric(len(classes)), meta=meta)
+    summary = engine.fit(model, recipe.build_criterion(args), optimizer, train_loader, test_loader,
+                         args=args, rt=rt, metric=metrics.classification_metric(len(classes)), meta=meta,
+                         scheduler=recipe.build_scheduler(optimizer, args),
+                         batch_transform=recipe.mix_batches(args, len(classes)))
     if args.save_full_model and rt.is_main and not args.test_only:
         model.class_names, model.preprocess = classes, meta.preprocess  # predict.py --unsafe-pickle reads these
         save_checkpoint(model.cpu(), args.output_dir / "tudui_method1.pth")

@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms import v2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import cli, data, engine, metrics, runtime, schedule  # noqa: E402
+from common import cli, data, engine, metrics, recipe, runtime  # noqa: E402
 from common.checkpoint import load_file, save_checkpoint  # noqa: E402
 from common.classification import (IMAGENET_MEAN, IMAGENET_STD, fetch_hymenoptera,  # noqa: E402
                                    imagenet_preprocess, load_imagefolder)
@@ -66,8 +66,6 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="finetune: train the classifier alone for the first N epochs, then unfreeze (default: 0)")
     parser.add_argument("--backbone-lr-scale", type=float, default=0.1,
                         help="finetune: backbone lr = --lr × this (default: %(default)s)")
-    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: %(default)s)")
-    parser.add_argument("--weight-decay", type=float, default=1e-4, help="SGD weight decay (default: %(default)s)")
     parser.add_argument("--image-size", type=int, default=None,
                         help="input size (default: 224 for imagefolder, 32 for synthetic)")
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
@@ -79,6 +77,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-per-class", type=int, default=50, help="target task: val images per class (default: 50)")
     parser.add_argument("--feature-cache", type=Path, default=None,
                         help="features: where cached vectors live (default: <output-dir>/feature_cache)")
+    recipe.add_recipe_args(parser, momentum=0.9, weight_decay=1e-4, lr_scheduler="cosine")
     return parser
 
 
@@ -162,7 +161,10 @@ def preprocessing(args: argparse.Namespace, image_size: int) -> dict:
 def image_loaders(train_set, val_set, args: argparse.Namespace, rt: runtime.Runtime, preprocess: dict,
                   image_size: int) -> tuple[object, object]:
     """Train (shuffled, sharded, augmented with --augment) and val loaders over images. Synthetic sets stay in (GPU)
-    memory; ImageFolder goes through the DataLoader with torchvision transforms."""
+    memory; ImageFolder goes through the DataLoader with torchvision transforms (plus --auto-augment/--random-erase)."""
+    policy, erase = recipe.image_augmentations(args, "--data synthetic is held as one tensor on the device and "
+                                                     "augmented batch-wise here" if args.data == "synthetic" else None,
+                                               args.augment)
     if args.data == "synthetic":
         shard = dict(device=rt.device, seed=args.seed, rank=rt.rank, world_size=rt.world_size, mean=MEAN, std=STD)
         train = TensorLoader(train_set.data, train_set.targets, args.batch_size, train=True, drop_last=True,
@@ -170,8 +172,8 @@ def image_loaders(train_set, val_set, args: argparse.Namespace, rt: runtime.Runt
         val = TensorLoader(val_set.data, val_set.targets, args.eval_batch_size or 2 * args.batch_size, train=False,
                            **shard)
         return train, val
-    augment = v2.Compose([v2.ToImage(), v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip(),
-                          v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+    augment = v2.Compose([v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip(), *policy,
+                          v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD), *erase])
     train_set.transform = augment if args.augment else preprocess_transform(preprocess)
     val_set.transform = preprocess_transform(preprocess)
     return data.make_loaders(train_set, val_set, args, rt, drop_last=True)
@@ -277,16 +279,16 @@ def set_frozen(model: nn.Module, name: str, k: int) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def make_optimizer(model: nn.Module, name: str, args: argparse.Namespace) -> torch.optim.SGD:
-    """SGD with two groups built once over all parameters: head at --lr, backbone at --lr × --backbone-lr-scale for
-    finetune (else --lr). Frozen parameters get no gradient, and SGD skips those (no momentum, no weight decay), so
-    the same optimizer (and its --resume state) serves every freeze phase."""
+def make_optimizer(model: nn.Module, name: str, args: argparse.Namespace) -> torch.optim.Optimizer:
+    """`--opt` (SGD by default) with two groups built once over all parameters: head at --lr, backbone at --lr ×
+    --backbone-lr-scale for finetune (else --lr). Frozen parameters get no gradient, and the optimizer skips those (no
+    momentum, no weight decay), so the same optimizer (and its --resume state) serves every freeze phase."""
     head = tuple(f"{h}." for h in HEAD[name])
     params = list(model.named_parameters())
     scale = args.backbone_lr_scale if args.method == "finetune" else 1.0
     groups = [{"params": [p for n, p in params if n.startswith(head)], "lr": args.lr},  # first: the logged lr
               {"params": [p for n, p in params if not n.startswith(head)], "lr": args.lr * scale}]
-    return torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    return recipe.build_optimizer(groups, args)
 
 
 # ----------------------------------------------------------------------------------------------------------------- main
@@ -327,7 +329,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = build_model(args.model, num_classes=len(classes))
     initialise(model, args, rt)
     optimizer = make_optimizer(model, args.model, args)
-    scheduler = schedule.cosine_lr(optimizer, args.epochs)
+    scheduler = recipe.build_scheduler(optimizer, args)
     phase = {}
 
     def on_epoch_start(epoch: int, net: nn.Module, opt: torch.optim.Optimizer) -> None:
@@ -351,9 +353,9 @@ def main(argv: list[str] | None = None) -> dict:
     meta = engine.Meta(model_name=args.model, class_names=list(classes), preprocess=preprocess,
                        extra={"method": args.method, "freeze_epochs": args.freeze_epochs,
                               "freeze_stages": frozen_stages(args, args.epochs - 1), "weights": args.weights})
-    summary.update(engine.fit(net, nn.CrossEntropyLoss(), optimizer, train_loader, val_loader, args=args, rt=rt,
+    summary.update(engine.fit(net, recipe.build_criterion(args), optimizer, train_loader, val_loader, args=args, rt=rt,
                               metric=metrics.classification_metric(len(classes)), meta=meta, scheduler=scheduler,
-                              on_epoch_start=on_epoch_start))
+                              on_epoch_start=on_epoch_start, batch_transform=recipe.mix_batches(args, len(classes))))
     summary["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return summary
 

@@ -170,12 +170,12 @@ def load_without_aux(model: GoogLeNet, state_dict: dict[str, torch.Tensor]) -> N
 
 class GoogLeNetLoss(nn.Module):
     """loss = CE(main) + aux_weight·(CE(aux1) + CE(aux2)) in training (aux_weight 0.3, as in the paper); plain CE on the
-    logits tensor that eval mode returns."""
+    logits tensor that eval mode returns. `label_smoothing` (--label-smoothing) applies to every head."""
 
-    def __init__(self, aux_weight: float = 0.3) -> None:
+    def __init__(self, aux_weight: float = 0.3, label_smoothing: float = 0.0) -> None:
         super().__init__()
         self.aux_weight = aux_weight
-        self.ce = nn.CrossEntropyLoss()
+        self.ce = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
 
     def forward(self, output: torch.Tensor | tuple, target: torch.Tensor) -> torch.Tensor:
         if isinstance(output, torch.Tensor):

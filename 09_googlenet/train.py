@@ -15,10 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import cli, engine, metrics, runtime, schedule  # noqa: E402
+from common import cli, engine, metrics, recipe, runtime  # noqa: E402
 from common.classification import add_augment_arg, classification_loaders  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.weights import freeze, is_weights_name, load_matching  # noqa: E402
@@ -48,6 +47,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--freeze-features", action="store_true",
                         help="train only the classifier and aux heads (the notes' 冻结训练), e.g. after --weights")
     add_augment_arg(parser)
+    recipe.add_recipe_args(parser, momentum=0.9, weight_decay=1e-4, lr_scheduler="cosine")
     return parser
 
 
@@ -74,12 +74,12 @@ def main(argv: list[str] | None = None) -> dict:
         load_matching(model, args.weights, log=print if rt.is_main else None)
     if args.freeze_features:
         freeze(model, FEATURE_PREFIXES)
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=args.lr, momentum=0.9,
-                                weight_decay=1e-4)
-    scheduler = schedule.cosine_lr(optimizer, args.epochs)
+    optimizer = recipe.build_optimizer(model.parameters(), args)
     meta = engine.Meta(model_name=args.model, model_kwargs=kwargs, class_names=classes, preprocess=preprocess)
-    return engine.fit(model, GoogLeNetLoss(args.aux_weight), optimizer, train_loader, val_loader, args=args, rt=rt,
-                      metric=metrics.classification_metric(len(classes)), meta=meta, scheduler=scheduler)
+    return engine.fit(model, GoogLeNetLoss(args.aux_weight, args.label_smoothing), optimizer, train_loader, val_loader,
+                      args=args, rt=rt, metric=metrics.classification_metric(len(classes)), meta=meta,
+                      scheduler=recipe.build_scheduler(optimizer, args),
+                      batch_transform=recipe.mix_batches(args, len(classes)))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from . import data
 from .errors import UserError
 from .files import removed_on_failure
 from .images import check_images, open_image
+from .recipe import image_augmentations
 from .runtime import Runtime
 from .synthetic import SyntheticShapes
 from .tensor_loader import TensorLoader
@@ -130,11 +131,15 @@ def classification_loaders(args: argparse.Namespace, rt: Runtime, size: int, *, 
 
     Synthetic shapes are drawn at `size` and held in (GPU) memory (flip-augmented: every shape is flip-symmetric);
     CIFAR-10 is resized to `size` with crop + flip augmentation; ImageFolder gets RandomResizedCrop + flip for training
-    and resize + centre crop for evaluation, ImageNet style. `args.augment` False (`--no-augment`): none of that in
-    training, the train images get the evaluation transform.
+    and resize + centre crop for evaluation, ImageNet style; `--auto-augment` / `--random-erase` join the training
+    transform (common/recipe.py). `args.augment` False (`--no-augment`): none of that in training, the train images
+    get the evaluation transform.
     """
     mean, std = list(mean), list(std)
     augment = getattr(args, "augment", True)
+    tensors = "--data synthetic is held as one tensor on the device and flipped batch-wise here" \
+        if args.data == "synthetic" else None
+    policy, erase = image_augmentations(args, tensors, augment)  # --auto-augment, --random-erase
     if args.data == "synthetic":
         n = args.synthetic_size or synthetic_size
         train = SyntheticShapes(n, image_size=size, seed=args.seed, split="train")
@@ -148,13 +153,14 @@ def classification_loaders(args: argparse.Namespace, rt: Runtime, size: int, *, 
     if args.data == "cifar10":
         val_tf = T.Compose([T.Resize(size), *normalize])
         train_tf = T.Compose([T.Resize(size), T.RandomCrop(size, padding=size // 8), T.RandomHorizontalFlip(),
-                              *normalize]) if augment else val_tf
+                              *policy, *normalize, *erase]) if augment else val_tf
         train, val = load_cifar10(args.data_path, args.download, train_tf, val_tf)
         preprocess = {"resize": [size, size], "mean": mean, "std": std}
     elif args.data == "imagefolder":
         preprocess = imagenet_preprocess(size, mean, std)
         val_tf = T.Compose([T.Resize(preprocess["resize"]), T.CenterCrop(size), *normalize])
-        train_tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), *normalize]) if augment else val_tf
+        train_tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), *policy, *normalize, *erase]) \
+            if augment else val_tf
         train, val = load_imagefolder(args.data_path, train_tf, val_tf, skip_bad=args.skip_bad)
     else:
         raise ValueError(f"unknown --data {args.data!r}")

@@ -55,6 +55,17 @@ def add_common_args(parser: argparse.ArgumentParser, *, folder: str, data_choice
     g.add_argument("--cudnn-benchmark", action=argparse.BooleanOptionalAction, default=True,
                    help="let cuDNN pick the fastest kernels for the input shapes (CUDA only; default: on)")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument("--clip-grad-norm", type=float, default=None, metavar="MAX",
+                   help="scale the gradients down to a total L2 norm of at most MAX before each step (default: off)")
+    g.add_argument("--model-ema", action="store_true",
+                   help="keep an exponential moving average of the weights, updated every step: it is what is "
+                        "evaluated, picks best.pth and is saved as the checkpoint's model (predict.py and export.py "
+                        "use it); the trained weights are kept beside it for --resume")
+    g.add_argument("--model-ema-decay", type=float, default=0.999,
+                   help="EMA weight of the old average per step (default: %(default)s)")
+    g.add_argument("--use-deterministic-algorithms", action="store_true",
+                   help="torch.use_deterministic_algorithms(True) and no cuDNN benchmark: bit-identical reruns on one "
+                        "machine, slower, and an error for an op with no deterministic kernel")
     g.add_argument("--sync-bn", action="store_true",
                    help="under torchrun with several processes, BatchNorm statistics over the whole global batch "
                         "(SyncBatchNorm; CUDA only, as torch's is); one process has nothing to synchronise")
@@ -81,6 +92,14 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--momentum must be in [0, 1), got {args.momentum}")
     if args.workers is not None and args.workers < 0:
         raise UserError(f"--workers must be >= 0, got {args.workers}")
+    if args.clip_grad_norm is not None and not args.clip_grad_norm > 0:
+        raise UserError(f"--clip-grad-norm must be positive, got {args.clip_grad_norm}")
+    if not 0 < args.model_ema_decay < 1:
+        raise UserError(f"--model-ema-decay must be in (0, 1), got {args.model_ema_decay}")
+    if hasattr(args, "lr_scheduler"):  # a folder with the recipe flags (common/recipe.py)
+        from .recipe import check_recipe_args
+
+        check_recipe_args(args)
     if args.data_path.exists() and not args.data_path.is_dir():
         raise UserError(f"--data-path {args.data_path} is a file, not a folder")
 

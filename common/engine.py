@@ -18,6 +18,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -59,11 +60,15 @@ def _steps(loader: Iterable, limit: int | None) -> int:
 def train_one_epoch(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer, loader: Iterable, *,
                     rt: Runtime, epoch: int, scaler: torch.amp.GradScaler, print_freq: int = 100,
                     scheduler: Any = None, limit: int | None = None, writer: SummaryWriter | None = None,
-                    global_step: int = 0, progress: dict[str, int] | None = None) -> dict[str, float]:
+                    global_step: int = 0, progress: dict[str, int] | None = None,
+                    batch_transform: Callable | None = None, clip_grad_norm: float | None = None,
+                    ema: AveragedModel | None = None) -> dict[str, float]:
     """One pass over `loader`; returns {"loss": mean train loss, "images": count, "seconds": wall time}.
 
     `scheduler`, when given, is stepped after every optimizer step (poly LR for segmentation); `progress["step"]`, when
-    given, counts the finished steps (what an interrupt reports).
+    given, counts the finished steps (what an interrupt reports). `batch_transform(images, targets)` changes each batch
+    on the device (mixup / cutmix), `clip_grad_norm` caps the gradients' total norm before the step (after AMP's
+    unscaling), and `ema` is updated from the model after every step.
     """
     model.train()
     steps = _steps(loader, limit)
@@ -75,14 +80,21 @@ def train_one_epoch(model: nn.Module, criterion: Callable, optimizer: torch.opti
             if step >= steps:
                 break
             images, targets = _to_device(batch, rt)
+            if batch_transform is not None:
+                images, targets = batch_transform(images, targets)
             lr = optimizer.param_groups[0]["lr"]  # the LR this step trains with, before a per-step scheduler moves it
             with autocast(rt):
                 output = model(images)
                 loss = criterion(output, targets)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            if clip_grad_norm is not None:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
             scaler.step(optimizer)
             scaler.update()
+            if ema is not None:
+                ema.update_parameters(unwrap(model))
             if scheduler is not None:
                 scheduler.step()
             buffer[step % print_freq] = loss.detach()
@@ -141,7 +153,10 @@ def _set_epoch(loader: Any, epoch: int) -> None:
 # --weight-decay, --momentum) apply from the flags too. Anything else (architecture, preprocessing, data) must match.
 RESUMABLE_ARGS = {"epochs", "resume", "overwrite", "output_dir", "device", "workers", "print_freq", "limit_batches",
                   "amp", "channels_last", "cudnn_benchmark", "compile", "eval_batch_size", "batch_size", "lr",
-                  "weight_decay", "momentum", "download", "data_path", "skip_bad", "weights", "default_output_dir"}
+                  "weight_decay", "momentum", "download", "data_path", "skip_bad", "weights", "default_output_dir",
+                  "lr_scheduler", "lr_step_size", "lr_gamma", "lr_warmup_epochs", "lr_warmup_method", "lr_warmup_decay",
+                  "label_smoothing", "mixup_alpha", "cutmix_alpha", "random_erase", "auto_augment", "clip_grad_norm",
+                  "model_ema_decay", "use_deterministic_algorithms", "sync_bn"}
 
 
 def check_resumable(ckpt: dict[str, Any], meta: Meta, args: argparse.Namespace) -> None:
@@ -169,22 +184,30 @@ def check_resumable(ckpt: dict[str, Any], meta: Meta, args: argparse.Namespace) 
                     f"a new run")
 
 
-def _load_weights(ckpt: dict[str, Any], model: nn.Module, path: Any) -> None:
-    """The `--resume` checkpoint's weights into `model`, strictly; a misfit names the weights that differ."""
+def _load_weights(ckpt: dict[str, Any], model: nn.Module, path: Any, key: str = "model") -> None:
+    """The `--resume` checkpoint's weights `ckpt[key]` into `model`, strictly; a misfit names the weights that differ."""
     try:
-        unwrap(model).load_state_dict(ckpt["model"])
+        unwrap(model).load_state_dict(ckpt[key])
     except (KeyError, RuntimeError) as exc:
-        details = state_dict_mismatch(unwrap(model), ckpt["model"]) if isinstance(ckpt.get("model"), dict) else str(exc)
+        details = state_dict_mismatch(unwrap(model), ckpt[key]) if isinstance(ckpt.get(key), dict) else str(exc)
         raise UserError(f"--resume {path} does not fit this model ({details})") from None
 
 
 def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
-             scaler: torch.amp.GradScaler, path: Any) -> tuple[int, float]:
-    """Load the model, optimizer state (momentum buffers), scaler and position. The optimizer's hyperparameters stay
-    the ones the current flags built, so `--lr`/`--weight-decay` given with `--resume` apply and the checkpoint's
-    stored `args` describe what ran."""
+             scaler: torch.amp.GradScaler, path: Any, ema: AveragedModel | None = None) -> tuple[int, float]:
+    """Load the model, optimizer state (momentum buffers), scaler, EMA and position. The optimizer's hyperparameters
+    stay the ones the current flags built, so `--lr`/`--weight-decay` given with `--resume` apply and the checkpoint's
+    stored `args` describe what ran. An EMA run keeps the trained weights in `train_model` and the average in `model`."""
     fresh = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
-    _load_weights(ckpt, model, path)
+    if ("train_model" in ckpt) != (ema is not None):
+        raise UserError(f"--resume {path} was trained {'with' if 'train_model' in ckpt else 'without'} --model-ema; "
+                        "resume it the same way")
+    if ema is not None:
+        _load_weights(ckpt, model, path, key="train_model")
+        _load_weights(ckpt, ema.module, path)
+        ema.n_averaged.fill_(int(ckpt["ema_updates"]))
+    else:
+        _load_weights(ckpt, model, path)
     try:
         optimizer.load_state_dict(ckpt["optimizer"])
         for group, hyper in zip(optimizer.param_groups, fresh):
@@ -200,7 +223,8 @@ def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Opti
 def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer, train_loader: Iterable,
         val_loader: Iterable, *, args: argparse.Namespace, rt: Runtime, metric: Any, meta: Meta,
         scheduler: Any = None, scheduler_interval: str = "epoch",
-        on_epoch_start: Callable[[int, nn.Module, torch.optim.Optimizer], None] | None = None) -> dict[str, Any]:
+        on_epoch_start: Callable[[int, nn.Module, torch.optim.Optimizer], None] | None = None,
+        batch_transform: Callable | None = None) -> dict[str, Any]:
     """Train for `args.epochs` epochs (continuing after `--resume`), evaluate each epoch, log, checkpoint.
 
     Returns {"epoch", "best_metric", "metrics", "checkpoint"}: the summary tests and benchmarks read.
@@ -211,6 +235,9 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
     if args.sync_bn:  # on CUDA (runtime.setup); one process: SyncBatchNorm computes what BatchNorm does
         model = distributed.sync_batchnorm(model)
     model.to(rt.device, memory_format=memory_format)
+    ema = None  # --model-ema: the average of the weights, updated every step (BatchNorm statistics averaged too)
+    if args.model_ema and not args.test_only:
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.model_ema_decay), use_buffers=True)
     if args.test_only:
         return test_only(model, criterion, val_loader, args=args, rt=rt, metric=metric, meta=meta)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
@@ -219,11 +246,12 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
     length = {"epochs": args.epochs, "steps_per_epoch": steps_per_epoch}  # what a scheduler's curve depends on
     if rt.resume is not None:
         check_resumable(rt.resume, meta, args)
-        start_epoch, best = _restore(rt.resume, model, optimizer, scaler, args.resume)
+        start_epoch, best = _restore(rt.resume, model, optimizer, scaler, args.resume, ema)
         if scheduler is not None:  # the curve comes from the current flags, only the position from the checkpoint
             position = start_epoch * (steps_per_epoch if scheduler_interval == "step" else 1)
             schedule.resume(scheduler, rt.resume.get("scheduler"), position, rt.resume.get("schedule") == length)
-    eval_net = torch.compile(model) if args.compile else model
+    evaluated = ema.module if ema is not None else model  # with --model-ema the average is what is scored and saved
+    eval_net = torch.compile(evaluated) if args.compile else evaluated
     train_net, grad_signature = None, None
     writer = SummaryWriter(log_dir=str(prepare_output(args, rt))) if rt.is_main else None
     metrics: dict[str, Any] = {}
@@ -244,7 +272,8 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
             stats = train_one_epoch(train_net, criterion, optimizer, train_loader, rt=rt, epoch=epoch, scaler=scaler,
                                     print_freq=args.print_freq, limit=args.limit_batches, writer=writer,
                                     scheduler=scheduler if scheduler_interval == "step" else None,
-                                    global_step=epoch * steps_per_epoch, progress=progress)
+                                    global_step=epoch * steps_per_epoch, progress=progress,
+                                    batch_transform=batch_transform, clip_grad_norm=args.clip_grad_norm, ema=ema)
             if scheduler is not None and scheduler_interval == "epoch":
                 scheduler.step()
             metrics = evaluate(eval_net, criterion, val_loader, metric, rt, limit=args.limit_batches)
@@ -257,7 +286,7 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
             best = max(best, score)
             if rt.is_main:
                 _log_epoch(writer, epoch, args.epochs, stats, metrics, rt, meta.class_names)
-                state = {"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+                state = {"model": unwrap(evaluated).state_dict(), "optimizer": optimizer.state_dict(),
                          "scheduler": scheduler.state_dict() if scheduler is not None else None, "schedule": length,
                          "scaler": scaler.state_dict(), "epoch": epoch, "best_metric": best,
                          "metrics": plain({k: v for k, v in metrics.items() if k != "confusion"}),
@@ -265,6 +294,8 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
                          "model_kwargs": plain(meta.model_kwargs),
                          "class_names": list(meta.class_names), "preprocess": plain(meta.preprocess),
                          "extra": plain(meta.extra), "torch_version": str(torch.__version__)}
+                if ema is not None:
+                    state |= {"train_model": unwrap(model).state_dict(), "ema_updates": int(ema.n_averaged)}
                 save_checkpoint(state, args.output_dir / "last.pth")
                 progress["saved"] = epoch
                 if is_best:

@@ -158,8 +158,11 @@ def setup(args: argparse.Namespace) -> Runtime:
             amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if args.workers is None:  # decoding must keep up with a GPU; on a CPU, workers would compete with the model
         args.workers = min(8, (os.cpu_count() or 1) // max(torch.cuda.device_count(), 1)) if on_cuda else 0
+    if args.use_deterministic_algorithms:  # CUBLAS_WORKSPACE_CONFIG: what deterministic cuBLAS needs (CUDA >= 10.2)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(args.use_deterministic_algorithms)  # the flag decides, also on a second run
     if on_cuda:
-        torch.backends.cudnn.benchmark = args.cudnn_benchmark
+        torch.backends.cudnn.benchmark = args.cudnn_benchmark and not args.use_deterministic_algorithms
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     seed_everything(args.seed)

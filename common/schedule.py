@@ -28,10 +28,30 @@ def poly_factor(step: int, total_steps: int, warmup_steps: int = 0, power: float
                 warmup_start: float = 0.1) -> float:
     """Linear warmup from `warmup_start` to 1 over `warmup_steps`, then DeepLab's "poly" decay (1 − t / T)^power down
     to 0 at `total_steps` (t, T counted after the warmup)."""
+    return lr_factor(step, total_steps, "poly", warmup_steps, "linear", warmup_start, power=power)
+
+
+SCHEDULES = ("cosine", "step", "poly", "constant")  # --lr-scheduler (common/recipe.py)
+WARMUP_METHODS = ("linear", "constant")
+
+
+def lr_factor(step: int, total_steps: int, kind: str, warmup_steps: int = 0, warmup_method: str = "linear",
+              warmup_decay: float = 0.01, step_size: int = 1, gamma: float = 0.1, power: float = 0.9) -> float:
+    """The LR multiplier at `step` of `total_steps`: `warmup_steps` of warmup from `warmup_decay` (linear: rising to 1;
+    constant: held at it, torchvision's LinearLR / ConstantLR), then `kind` over the remaining steps, counted from the
+    warmup's end: cosine to 0, poly (1 − t/T)^power, step (× gamma every `step_size` steps) or constant 1."""
     if step < warmup_steps:
-        return warmup_start + (1 - warmup_start) * step / warmup_steps
-    progress = (step - warmup_steps) / (total_steps - warmup_steps)
-    return max(0.0, 1 - progress) ** power
+        return warmup_decay if warmup_method == "constant" else warmup_decay + (1 - warmup_decay) * step / warmup_steps
+    t, span = step - warmup_steps, total_steps - warmup_steps
+    if kind == "cosine":
+        return cosine_factor(t, span)
+    if kind == "poly":
+        return max(0.0, 1 - t / span) ** power
+    if kind == "step":
+        return gamma ** (t // step_size)
+    if kind == "constant":
+        return 1.0
+    raise ValueError(f"unknown schedule {kind!r}; choose from {SCHEDULES}")
 
 
 def cosine_lr(optimizer: torch.optim.Optimizer, total_steps: int) -> LambdaLR:

@@ -9,10 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
-from . import data, engine, metrics, schedule, segmentation
+from . import data, engine, metrics, recipe, segmentation
 from .errors import UserError
 from .runtime import Runtime
 
@@ -22,7 +21,7 @@ SYNTHETIC_IMAGE_SIZE = 64  # tests keep it small; experiments that need field of
 
 def add_segmentation_args(parser: argparse.ArgumentParser, voc_crop_size: int) -> None:
     """The recipe's own flags: the training crop (VOC's default is the folder's paper value), synthetic data, your own
-    classes, SGD weight decay."""
+    classes, and common/recipe.py's optimizer and schedule flags with FCN/DeepLab's values as defaults."""
     parser.add_argument("--crop-size", type=int, default=None,
                         help=f"training crop (default: {voc_crop_size} for VOC, --image-size for synthetic; "
                              "evaluation is at full size)")
@@ -38,10 +37,12 @@ def add_segmentation_args(parser: argparse.ArgumentParser, voc_crop_size: int) -
     parser.add_argument("--num-classes", type=int, default=None, metavar="N",
                         help="labels 0..N-1 (255 = void), checked against the class names and every mask; alone, the "
                              "classes are named class_0 … (default: the number of class names)")
-    parser.add_argument("--weight-decay", type=float, default=1e-4, help="SGD weight decay (default: %(default)s)")
     parser.add_argument("--max-megapixels", type=float, default=segmentation.MAX_MEGAPIXELS,
                         help="refuse, before training, a data image larger than this: evaluation runs at full size "
                              "(default: %(default)s)")
+    # FCN/DeepLab's recipe as the defaults: SGD momentum 0.9, weight decay 1e-4, poly LR per iteration, short warmup
+    recipe.add_recipe_args(parser, classification=False, momentum=0.9, weight_decay=1e-4, lr_scheduler="poly",
+                           lr_warmup_epochs=None)
 
 
 def crop_size(args: argparse.Namespace, voc_crop_size: int) -> int:
@@ -79,12 +80,11 @@ def class_colours(classes: list[str]) -> list[tuple[int, ...]]:
 def fit_segmentation(model: nn.Module, train_loader: Any, val_loader: Any, *, args: argparse.Namespace, rt: Runtime,
                      classes: list[str], model_name: str, model_kwargs: dict[str, Any], crop_size: int,
                      criterion: Callable | None = None) -> dict[str, Any]:
-    """Train with the FCN/DeepLab recipe: SGD momentum 0.9 + `--weight-decay`, poly LR (power 0.9, short warmup) per
-    iteration, `criterion` (default: cross-entropy with ignore_index=255), ConfusionMatrix → mIoU picks best.pth;
+    """Train with the FCN/DeepLab recipe (the flags' defaults): SGD momentum 0.9 + `--weight-decay`, poly LR (power 0.9,
+    short warmup) per iteration, `criterion` (default: cross-entropy with ignore_index=255), ConfusionMatrix → mIoU picks best.pth;
     boundary IoU (2 px) is logged beside it."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
-    steps = args.epochs * min(len(train_loader), args.limit_batches or len(train_loader))
-    scheduler = schedule.poly_lr(optimizer, total_steps=steps)
+    optimizer = recipe.build_optimizer(model.parameters(), args)
+    scheduler = recipe.build_scheduler(optimizer, args, min(len(train_loader), args.limit_batches or len(train_loader)))
     meta = engine.Meta(model_name=model_name, class_names=classes, model_kwargs=model_kwargs,
                        preprocess={"mean": list(segmentation.MEAN), "std": list(segmentation.STD)},
                        extra={"crop_size": crop_size, "palette": [list(c) for c in class_colours(classes)]})
