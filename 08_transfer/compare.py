@@ -19,7 +19,8 @@ Same budget for every row and column: the same optimizer steps (not epochs), bat
 epochs would give the 500-shot runs 100× the updates of the 5-shot runs, so the curve would mix data and compute; with
 the same steps a point on the x axis differs from its neighbour by the data alone. That is also why the loop is here,
 not train.main: 5 shots × 4 classes are 20 images, and train.main evaluates and checkpoints every epoch. The methods are
-train.py's own pieces (frozen_stages, set_frozen, make_optimizer, HeadOnly, extract_features, its augmentation).
+train.py's own pieces (frozen_stages, set_frozen, make_optimizer, HeadOnly, its augmentation) and
+common/feature_cache.extract_features.
 Accuracy is on held-out target images after the last step. Prints the provenance line and the markdown table (mean ± sd
 over seeds), writes `assets/shots.png` and, with --update-readme, the table into README.md between the markers.
 """
@@ -42,6 +43,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 from common import cli, experiment, schedule  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
+from common.feature_cache import extract_features  # noqa: E402
 from common.tensor_loader import TensorLoader  # noqa: E402
 from common.weights import load_matching  # noqa: E402
 import train  # noqa: E402
@@ -142,7 +144,7 @@ class Target:
         self.val = ShiftedShapes(config.val_per_class * classes, config.image_size, classes, seed, "val")
         model = self.transferred(source)
         extractor = feature_extractor(model, config.model)
-        self.vectors = {split: train.extract_features(extractor, self.images(data, train_mode=False), device)
+        self.vectors = {split: extract_features(extractor, self.images(data, train_mode=False), device)
                         for split, data in (("train", self.pool), ("val", self.val))}
 
     def images(self, data: ShiftedShapes, train_mode: bool, index: np.ndarray | None = None) -> TensorLoader:

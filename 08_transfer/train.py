@@ -18,30 +18,21 @@ shape; the report (loaded / shape-mismatched / missing / unexpected) is printed 
 --output-dir.
 """
 import argparse
-import copy
-import hashlib
 import json
-import os
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torchvision
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
-from torchvision.transforms import v2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import cli, data, engine, metrics, recipe, runtime  # noqa: E402
-from common.checkpoint import load_file, save_checkpoint  # noqa: E402
-from common.classification import (IMAGENET_MEAN, IMAGENET_STD, fetch_hymenoptera,  # noqa: E402
-                                   imagenet_preprocess, load_imagefolder)
+from common.classification import (IMAGENET_MEAN, IMAGENET_STD, add_augment_arg,  # noqa: E402
+                                   classification_loaders, imagefolder_or_hymenoptera)
+from common.feature_cache import cached_features  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
-from common.predict import preprocess_transform  # noqa: E402
-from common.synthetic import SyntheticShapes  # noqa: E402
-from common.tensor_loader import TensorLoader  # noqa: E402
+from common.synthetic import SyntheticShapes, shapes_subset  # noqa: E402
 from common.weights import freeze, is_weights_name, load_matching, unfreeze  # noqa: E402
 from model import HEAD, MODELS, STAGES, HeadOnly, build_model, feature_extractor  # noqa: E402
 
@@ -68,8 +59,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="finetune: backbone lr = --lr × this (default: %(default)s)")
     parser.add_argument("--image-size", type=int, default=None,
                         help="input size (default: 224 for imagefolder, 32 for synthetic)")
-    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
-                        help="random crop + flip for image methods (features trains on unaugmented vectors)")
+    add_augment_arg(parser)  # the image methods; features trains on unaugmented vectors
     parser.add_argument("--synthetic-task", default="target", choices=("source", "target"),
                         help=f"source: {', '.join(SOURCE_CLASSES)} (--synthetic-size images); "
                              f"target: {', '.join(TARGET_CLASSES)}, --shots per class (default: %(default)s)")
@@ -97,6 +87,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--freeze-epochs must be >= 0, got {args.freeze_epochs}")
     if not args.backbone_lr_scale > 0:
         raise UserError(f"--backbone-lr-scale must be positive, got {args.backbone_lr_scale}")
+    image_flags = args.mixup_alpha or args.cutmix_alpha or args.auto_augment or args.random_erase
+    if args.method == "features" and image_flags:
+        raise UserError("--method features trains on cached vectors: --mixup-alpha, --cutmix-alpha, --auto-augment "
+                        "and --random-erase act on images")
     if args.feature_cache is not None:  # before minutes of feature extraction, not after
         cli.ensure_writable_dir(args.feature_cache, "--feature-cache")
     sizes = {"--shots": args.shots, "--val-per-class": args.val_per_class, "--image-size": args.image_size}
@@ -115,147 +109,19 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------- data
-def shapes_task(classes: tuple[str, ...], per_class: int, image_size: int, seed: int, split: str) -> SyntheticShapes:
-    """SyntheticShapes restricted to `classes` (relabelled 0..k-1), `per_class` images each."""
-    full = SyntheticShapes(per_class * len(SyntheticShapes.SHAPES), image_size=image_size,
-                           num_classes=len(SyntheticShapes.SHAPES), seed=seed, split=split)
-    keep = [i for i, t in enumerate(full.targets) if full.classes[t] in classes]
-    full.targets = [classes.index(full.classes[full.targets[i]]) for i in keep]
-    full.data, full.classes = full.data[keep], list(classes)
-    return full
-
-
-def imagefolder_sets(args: argparse.Namespace) -> tuple[torchvision.datasets.ImageFolder, ...]:
-    """`train/` and `val/` class folders under --data-path, else the notes' hymenoptera ants/bees set there
-    (`hymenoptera_data/`, fetched by --download)."""
-    if (args.data_path / "train").is_dir():
-        return load_imagefolder(args.data_path, skip_bad=args.skip_bad)
-    if not args.download and not (args.data_path / "hymenoptera_data" / "train").is_dir():
-        raise UserError(f"no train/ and val/ class folders under {args.data_path}; point --data-path at an "
-                        "ImageFolder set, add --download for the hymenoptera ants/bees set, or use --data synthetic")
-    return load_imagefolder(fetch_hymenoptera(args.data_path, args.download), skip_bad=args.skip_bad)
-
-
 def load_data(args: argparse.Namespace, image_size: int) -> tuple[object, object, list[str]]:
+    """ImageFolder (or hymenoptera) sets, or the synthetic source task (--synthetic-size images) or target task
+    (--shots per class): disjoint shapes, so the target is new to the source model."""
     if args.data == "imagefolder":
-        train, val = imagefolder_sets(args)
-        return train, val, train.classes
-    if args.synthetic_task == "source":
-        n = args.synthetic_size or 3000
-        per_class = max(n // len(SOURCE_CLASSES), 1)
-        train = shapes_task(SOURCE_CLASSES, per_class, image_size, args.seed, "train")
-        val = shapes_task(SOURCE_CLASSES, max(per_class // 4, 1), image_size, args.seed, "val")
+        train, val = imagefolder_or_hymenoptera(args.data_path, args.download, args.skip_bad)
+    elif args.synthetic_task == "source":
+        per_class = max((args.synthetic_size or 3000) // len(SOURCE_CLASSES), 1)
+        train = shapes_subset(SOURCE_CLASSES, per_class, image_size, args.seed, "train")
+        val = shapes_subset(SOURCE_CLASSES, max(per_class // 4, 1), image_size, args.seed, "val")
     else:
-        train = shapes_task(TARGET_CLASSES, args.shots, image_size, args.seed, "train")
-        val = shapes_task(TARGET_CLASSES, args.val_per_class, image_size, args.seed, "val")
+        train = shapes_subset(TARGET_CLASSES, args.shots, image_size, args.seed, "train")
+        val = shapes_subset(TARGET_CLASSES, args.val_per_class, image_size, args.seed, "val")
     return train, val, train.classes
-
-
-def preprocessing(args: argparse.Namespace, image_size: int) -> dict:
-    """The eval preprocessing, stored in the checkpoint so predict.py applies exactly the same."""
-    if args.data == "imagefolder":
-        return imagenet_preprocess(image_size, MEAN, STD)
-    return {"resize": [image_size, image_size], "mean": MEAN, "std": STD}
-
-
-def image_loaders(train_set, val_set, args: argparse.Namespace, rt: runtime.Runtime, preprocess: dict,
-                  image_size: int) -> tuple[object, object]:
-    """Train (shuffled, sharded, augmented with --augment) and val loaders over images. Synthetic sets stay in (GPU)
-    memory; ImageFolder goes through the DataLoader with torchvision transforms (plus --auto-augment/--random-erase)."""
-    policy, erase = recipe.image_augmentations(args, "--data synthetic is held as one tensor on the device and "
-                                                     "augmented batch-wise here" if args.data == "synthetic" else None,
-                                               args.augment)
-    if args.data == "synthetic":
-        shard = dict(device=rt.device, seed=args.seed, rank=rt.rank, world_size=rt.world_size, mean=MEAN, std=STD)
-        train = TensorLoader(train_set.data, train_set.targets, args.batch_size, train=True, drop_last=True,
-                             crop_padding=image_size // 8 if args.augment else 0, flip=args.augment, **shard)
-        val = TensorLoader(val_set.data, val_set.targets, args.eval_batch_size or 2 * args.batch_size, train=False,
-                           **shard)
-        return train, val
-    augment = v2.Compose([v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip(), *policy,
-                          v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD), *erase])
-    train_set.transform = augment if args.augment else preprocess_transform(preprocess)
-    val_set.transform = preprocess_transform(preprocess)
-    return data.make_loaders(train_set, val_set, args, rt, drop_last=True)
-
-
-def ordered_loader(dataset, args: argparse.Namespace, preprocess: dict, device: torch.device) -> object:
-    """Every image once, in order, with eval preprocessing and no sharding: the input of feature extraction."""
-    batch = args.eval_batch_size or 2 * args.batch_size
-    if args.data == "synthetic":
-        return TensorLoader(dataset.data, dataset.targets, batch, train=False, device=device, mean=MEAN, std=STD)
-    dataset = copy.copy(dataset)
-    dataset.transform = preprocess_transform(preprocess)
-    return DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=args.workers)
-
-
-# ----------------------------------------------------------------------------------------------------- feature vectors
-def data_fingerprint(dataset, preprocess: dict) -> str:
-    """What the vectors depend on besides the weights: the images (synthetic: their pixels; ImageFolder: each file's
-    path, label, size and modification time) and the preprocessing."""
-    h = hashlib.sha256(json.dumps(preprocess, sort_keys=True).encode())
-    if hasattr(dataset, "samples"):
-        for path, label in dataset.samples:
-            st = os.stat(path)
-            h.update(f"{os.path.relpath(path, dataset.root)}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    else:
-        h.update(np.ascontiguousarray(dataset.data).tobytes())
-        h.update(np.asarray(dataset.targets, dtype=np.int64).tobytes())
-    return h.hexdigest()
-
-
-def weights_fingerprint(model: nn.Module, name: str) -> str:
-    """Hash of every backbone tensor (parameters and BatchNorm statistics) with its name, shape and dtype."""
-    head = tuple(f"{h}." for h in HEAD[name])
-    h = hashlib.sha256(name.encode())
-    for key, value in model.state_dict().items():
-        if not key.startswith(head):
-            h.update(f"{key}|{tuple(value.shape)}|{value.dtype}".encode())
-            h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-@torch.inference_mode()
-def extract_features(extractor: nn.Module, loader, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run the frozen backbone over `loader` once, in eval mode and full precision: (N×D float32 vectors, N labels)."""
-    extractor.to(device).eval()
-    vectors, labels = [], []
-    for images, targets in loader:
-        vectors.append(extractor(images.to(device)).float().cpu())
-        labels.append(torch.as_tensor(targets).cpu())
-    return torch.cat(vectors), torch.cat(labels)
-
-
-def cached_features(model: nn.Module, train_set, val_set, args: argparse.Namespace, rt: runtime.Runtime,
-                    preprocess: dict) -> tuple[TensorDataset, TensorDataset, dict]:
-    """Train and val vectors from the cache file named by (backbone weights, data) hashes, extracting them on a miss."""
-    key = hashlib.sha256("|".join([weights_fingerprint(model, args.model), data_fingerprint(train_set, preprocess),
-                                   data_fingerprint(val_set, preprocess)]).encode()).hexdigest()[:20]
-    cache_dir = args.feature_cache or args.output_dir / "feature_cache"
-    path = cache_dir / f"{args.model}-{key}.pt"
-    start = time.perf_counter()
-    reused = path.is_file()
-    if reused:
-        try:
-            cache = load_file(path)
-        except UserError as exc:
-            raise UserError(f"feature cache {exc}; delete it and the next run rebuilds it") from None
-    else:
-        extractor = feature_extractor(model, args.model)
-        cache = {}
-        for split, dataset in (("train", train_set), ("val", val_set)):
-            cache[split], cache[f"{split}_labels"] = extract_features(
-                extractor, ordered_loader(dataset, args, preprocess, rt.device), rt.device)
-        if rt.is_main:
-            save_checkpoint(cache, path)  # creates the folder, checked writable before extraction
-    seconds = time.perf_counter() - start
-    if rt.is_main:
-        what = "reused" if reused else f"extracted in {seconds:.1f}s into"
-        print(f"feature cache: {what} {path} ({len(cache['train'])} train + {len(cache['val'])} val vectors of "
-              f"{cache['train'].shape[1]})")
-    info = {"path": str(path), "reused": reused, "seconds": seconds}
-    train_vectors = TensorDataset(cache["train"], cache["train_labels"])
-    return train_vectors, TensorDataset(cache["val"], cache["val_labels"]), info
 
 
 # ------------------------------------------------------------------------------------------------------ freeze phases
@@ -318,7 +184,6 @@ def main(argv: list[str] | None = None) -> dict:
     check_args(args)
     rt = runtime.setup(args)
     image_size = args.image_size or (224 if args.data == "imagefolder" else 32)
-    preprocess = preprocessing(args, image_size)
     train_set, val_set, classes = load_data(args, image_size)
     if len(train_set) // rt.world_size < args.batch_size:
         raise UserError(f"--batch-size {args.batch_size} is larger than the training set per process "
@@ -340,16 +205,18 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"epoch {epoch + 1}: {k}/{len(STAGES[args.model])} backbone stages frozen, "
                       f"{phase['trainable']:,} trainable parameters", flush=True)
 
-    summary = {}
+    # the image methods' loaders (synthetic: on the device, random shifts of size/8 px and flips), and preprocessing
+    train_loader, val_loader, _, preprocess = classification_loaders(
+        args, rt, image_size, sets=(train_set, val_set), crop_padding=image_size // 8, drop_last=True)
+    summary, net = {}, model
     if args.method == "features":
         set_frozen(model, args.model, len(STAGES[args.model]))
-        train_vectors, val_vectors, summary["feature_cache"] = cached_features(model, train_set, val_set, args, rt,
-                                                                               preprocess)
-        train_loader, val_loader = data.make_loaders(train_vectors, val_vectors, args, rt, drop_last=True)
+        vectors, summary["feature_cache"] = cached_features(
+            model, feature_extractor(model, args.model), args.model, tuple(f"{h}." for h in HEAD[args.model]),
+            {"train": train_set, "val": val_set}, preprocess, args.feature_cache or args.output_dir / "feature_cache",
+            rt, args.eval_batch_size or 2 * args.batch_size, args.workers)
+        train_loader, val_loader = data.make_loaders(vectors["train"], vectors["val"], args, rt, drop_last=True)
         net = HeadOnly(model, args.model)
-    else:
-        train_loader, val_loader = image_loaders(train_set, val_set, args, rt, preprocess, image_size)
-        net = model
     meta = engine.Meta(model_name=args.model, class_names=list(classes), preprocess=preprocess,
                        extra={"method": args.method, "freeze_epochs": args.freeze_epochs,
                               "freeze_stages": frozen_stages(args, args.epochs - 1), "weights": args.weights})

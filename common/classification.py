@@ -111,6 +111,18 @@ def load_imagefolder(root: Path, train_transform: Any = None, val_transform: Any
     return train, val
 
 
+def imagefolder_or_hymenoptera(data_path: Path, download: bool, skip_bad: bool = False
+                               ) -> tuple[torchvision.datasets.ImageFolder, torchvision.datasets.ImageFolder]:
+    """`train/` and `val/` class folders under `data_path`, else the notes' hymenoptera ants/bees set there
+    (`hymenoptera_data/`, fetched with `download`)."""
+    if (data_path / "train").is_dir():
+        return load_imagefolder(data_path, skip_bad=skip_bad)
+    if not download and not (data_path / "hymenoptera_data" / "train").is_dir():
+        raise UserError(f"no train/ and val/ class folders under {data_path}; point --data-path at an "
+                        "ImageFolder set, add --download for the hymenoptera ants/bees set, or use --data synthetic")
+    return load_imagefolder(fetch_hymenoptera(data_path, download), skip_bad=skip_bad)
+
+
 def imagenet_preprocess(size: int, mean: Sequence[float], std: Sequence[float]) -> dict[str, Any]:
     """ImageNet-style evaluation: resize the short side to size·256/224, centre-crop `size` (stored for predict.py)."""
     return {"resize": round(size * 256 / 224), "crop": size, "mean": list(mean), "std": list(std)}
@@ -124,16 +136,18 @@ def add_augment_arg(parser: argparse.ArgumentParser) -> None:
                              "e.g. where a flip changes the class (digits)")
 
 
-def classification_loaders(args: argparse.Namespace, rt: Runtime, size: int, *, synthetic_size: int,
-                           mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+def classification_loaders(args: argparse.Namespace, rt: Runtime, size: int, *, synthetic_size: int = 0,
+                           mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                           sets: tuple[Any, Any] | None = None, crop_padding: int = 0, drop_last: bool = False
                            ) -> tuple[Any, Any, list[str], dict[str, Any]]:
     """(train loader, val loader, class names, predict.py preprocessing) for `--data synthetic|cifar10|imagefolder`.
 
-    Synthetic shapes are drawn at `size` and held in (GPU) memory (flip-augmented: every shape is flip-symmetric);
-    CIFAR-10 is resized to `size` with crop + flip augmentation; ImageFolder gets RandomResizedCrop + flip for training
-    and resize + centre crop for evaluation, ImageNet style; `--auto-augment` / `--random-erase` join the training
-    transform (common/recipe.py). `args.augment` False (`--no-augment`): none of that in training, the train images
-    get the evaluation transform.
+    Synthetic shapes are drawn at `size` and held in (GPU) memory (flip-augmented: every shape is flip-symmetric, and
+    randomly shifted by up to `crop_padding` px); CIFAR-10 is resized to `size` with crop + flip augmentation;
+    ImageFolder gets RandomResizedCrop + flip for training and resize + centre crop for evaluation, ImageNet style;
+    `--auto-augment` / `--random-erase` join the training transform (common/recipe.py). `args.augment` False
+    (`--no-augment`): none of that in training, the train images get the evaluation transform. `sets` (train, val):
+    a folder's own data sets instead (in-memory shapes with `.data`, or ImageFolders), given the same treatment.
     """
     mean, std = list(mean), list(std)
     augment = getattr(args, "augment", True)
@@ -142,13 +156,14 @@ def classification_loaders(args: argparse.Namespace, rt: Runtime, size: int, *, 
     policy, erase = image_augmentations(args, tensors, augment)  # --auto-augment, --random-erase
     if args.data == "synthetic":
         n = args.synthetic_size or synthetic_size
-        train = SyntheticShapes(n, image_size=size, seed=args.seed, split="train")
-        val = SyntheticShapes(max(n // 4, 1), image_size=size, seed=args.seed, split="val")
+        train, val = sets or (SyntheticShapes(n, image_size=size, seed=args.seed, split="train"),
+                              SyntheticShapes(max(n // 4, 1), image_size=size, seed=args.seed, split="val"))
         shard = dict(device=rt.device, seed=args.seed, rank=rt.rank, world_size=rt.world_size, mean=mean, std=std)
         eval_batch = args.eval_batch_size or 2 * args.batch_size
-        loaders = (TensorLoader(train.data, train.targets, args.batch_size, train=True, flip=augment, **shard),
+        loaders = (TensorLoader(train.data, train.targets, args.batch_size, train=True, flip=augment,
+                                crop_padding=crop_padding if augment else 0, drop_last=drop_last, **shard),
                    TensorLoader(val.data, val.targets, eval_batch, train=False, **shard))
-        return *loaders, train.classes, {"resize": [size, size], "mean": mean, "std": std}
+        return *loaders, list(train.classes), {"resize": [size, size], "mean": mean, "std": std}
     normalize = [T.ToTensor(), T.Normalize(mean, std)]
     if args.data == "cifar10":
         val_tf = T.Compose([T.Resize(size), *normalize])
@@ -161,7 +176,11 @@ def classification_loaders(args: argparse.Namespace, rt: Runtime, size: int, *, 
         val_tf = T.Compose([T.Resize(preprocess["resize"]), T.CenterCrop(size), *normalize])
         train_tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), *policy, *normalize, *erase]) \
             if augment else val_tf
-        train, val = load_imagefolder(args.data_path, train_tf, val_tf, skip_bad=args.skip_bad)
+        if sets is None:
+            train, val = load_imagefolder(args.data_path, train_tf, val_tf, skip_bad=args.skip_bad)
+        else:
+            train, val = sets
+            train.transform, val.transform = train_tf, val_tf
     else:
         raise ValueError(f"unknown --data {args.data!r}")
-    return *data.make_loaders(train, val, args, rt), train.classes, preprocess
+    return *data.make_loaders(train, val, args, rt, drop_last=drop_last), train.classes, preprocess

@@ -116,6 +116,17 @@ class SyntheticShapes(Dataset):
         return (self.transform(img) if self.transform else img), self.targets[index]
 
 
+def shapes_subset(classes: tuple[str, ...], per_class: int, image_size: int, seed: int, split: str) -> SyntheticShapes:
+    """SyntheticShapes restricted to `classes` (relabelled 0..k-1 in that order), `per_class` images each: 08's source
+    and target tasks, two disjoint sets of shapes."""
+    full = SyntheticShapes(per_class * len(SyntheticShapes.SHAPES), image_size=image_size,
+                           num_classes=len(SyntheticShapes.SHAPES), seed=seed, split=split)
+    keep = [i for i, t in enumerate(full.targets) if full.classes[t] in classes]
+    full.targets = [classes.index(full.classes[full.targets[i]]) for i in keep]
+    full.data, full.classes = full.data[keep], list(classes)
+    return full
+
+
 class SyntheticSegmentation(Dataset):
     """VOC-like segmentation: 1-4 objects (disks, squares, triangles, rings and thin bars, some small) on a textured
     background. Masks hold class indices, 0 = background, and a 255 "void" band on object borders like VOC's."""

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from common.errors import UserError
-from common.synthetic import write_imagefolder
+from common import feature_cache
+from common.synthetic import shapes_subset, write_imagefolder
 from common.weights import load_matching
 from util import ROOT, load
 
@@ -130,7 +131,7 @@ def test_feature_cache_is_reused_and_invalidated(mod, train, source, tmp_path, m
     vectors = torch.load(first["path"], weights_only=True)
     model = mod.build_model("resnet18", num_classes=4)
     load_matching(model, source, log=None)
-    images = train.shapes_task(train.TARGET_CLASSES, 4, 32, 0, "train")
+    images = shapes_subset(train.TARGET_CLASSES, 4, 32, 0, "train")
     x = torch.from_numpy(images.data).permute(0, 3, 1, 2).float() / 255
     x = (x - torch.tensor(train.MEAN).view(1, 3, 1, 1)) / torch.tensor(train.STD).view(1, 3, 1, 1)
     with torch.no_grad():
@@ -142,7 +143,7 @@ def test_feature_cache_is_reused_and_invalidated(mod, train, source, tmp_path, m
         raise AssertionError("the backbone ran although the cache was valid")
 
     with monkeypatch.context() as m:
-        m.setattr(train, "extract_features", no_extraction)
+        m.setattr(feature_cache, "extract_features", no_extraction)
         again = run("b")
     assert again["reused"] and again["path"] == first["path"]
 
@@ -244,7 +245,7 @@ def test_torchvision_weights_name_offline_is_one_line_error(train, tmp_path, mon
 
 def test_imagefolder_features_cache_and_predict(mod, train, source, tmp_path, capsys):
     for split, per_class in (("train", 4), ("val", 2)):
-        write_imagefolder(train.shapes_task(("disk", "ring"), per_class, 32, 0, split), tmp_path / "data" / split)
+        write_imagefolder(shapes_subset(("disk", "ring"), per_class, 32, 0, split), tmp_path / "data" / split)
     args = ["--data", "imagefolder", "--data-path", str(tmp_path / "data"), "--image-size", "32",
             "--method", "features", "--weights", str(source), *FAST, "--feature-cache", str(tmp_path / "cache")]
     first = train.main([*args, "--output-dir", str(tmp_path / "a")])
