@@ -4,14 +4,16 @@ Files: VOC2012's layout with 500×375 JPEGs (quality 90) and palette PNG masks d
 repo's VOC reader. Every pipeline does the same work per sample: decode both files, scale by s ∈ [0.5, 2] (image bilinear,
 mask nearest), pad to the 480 crop (image 0, mask 255), random 480×480 crop, flip with probability ½, normalise, int64 mask.
 - plain PIL: torchvision.transforms.functional on PIL images, then to_tensor + normalize (the torchvision references' way);
-- repo: common.segmentation's dataset and train transform, exactly as 04/06/07 train with them;
+- repo: common.segmentation's dataset and train transform, exactly as 04/06/07 train with them (PIL decodes; the uint8
+  image is resized by torchvision.transforms.v2 on its H×W×3 layout, cropped, made contiguous, padded; the mask is read
+  only at the crop's nearest-neighbour indices);
 - PIL decode + tensor ops: PIL decodes, then the uint8 tensors are resized (torchvision.transforms.v2, whose uint8 bilinear
-  resize is vectorised), padded, cropped, flipped and normalised as tensors: a candidate for the repo's pipeline;
+  resize is vectorised), padded, cropped, flipped and normalised as tensors, the whole mask resized too;
 - torchvision.io + tensor ops: the same with torchvision.io decoding (deprecated since torchvision 0.29 in favour of
   TorchCodec, so measured, not adopted).
 Decoding alone (PIL vs torchvision.io) and the repo's pipeline through a DataLoader with 0 and 2 workers are measured too.
 
-    python benchmarks/seg_pipeline.py                  # ~1 minute on a 2-core CPU
+    python benchmarks/seg_pipeline.py --threads 1 --clock cpu --rounds 15   # the README's table, ~40 s on 2 CPUs
 """
 from __future__ import annotations
 

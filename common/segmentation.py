@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
 
 from .errors import UserError
 from .files import removed_on_failure
@@ -62,7 +64,9 @@ def check_labels(labels: np.ndarray, num_classes: int, name: str) -> None:
 class SegTrainTransform:
     """Random scale (0.5–2.0), pad to the crop size (image 0, mask 255), random crop, horizontal flip, normalize.
 
-    Uses torch's RNG, which the engine reseeds per epoch and the DataLoader per worker.
+    Everything after decoding runs on uint8 tensors: torchvision.transforms.v2.functional's vectorised antialiased
+    bilinear resize for the image, and for the mask nearest-neighbour indices of the crop alone (`nearest_index`),
+    which are the full resize's; the same steps on PIL images are slower (benchmarks/seg_pipeline.py). Uses torch's RNG, which the engine reseeds per epoch and the DataLoader per worker.
     """
 
     def __init__(self, crop_size: int, scale: tuple[float, float] = (0.5, 2.0), hflip: float = 0.5,
@@ -73,22 +77,38 @@ class SegTrainTransform:
     def __call__(self, image: Image.Image, mask: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.scale[0] + (self.scale[1] - self.scale[0]) * torch.rand(()).item()
         w, h = image.size
-        size = (max(1, round(w * s)), max(1, round(h * s)))
-        image = image.convert("RGB").resize(size, Image.BILINEAR)
-        mask = Image.fromarray(mask_to_array(mask)).resize(size, Image.NEAREST)
-        img = torch.from_numpy(np.array(image)).permute(2, 0, 1)
-        target = torch.from_numpy(np.array(mask)).long()
-        pad_h, pad_w = max(self.crop_size - size[1], 0), max(self.crop_size - size[0], 0)
-        if pad_h or pad_w:
-            img = F.pad(img, (0, pad_w, 0, pad_h), value=0)
-            target = F.pad(target, (0, pad_w, 0, pad_h), value=IGNORE_INDEX)
-        top = int(torch.randint(0, img.shape[1] - self.crop_size + 1, ()))
-        left = int(torch.randint(0, img.shape[2] - self.crop_size + 1, ()))
-        img = img[:, top:top + self.crop_size, left:left + self.crop_size]
-        target = target[top:top + self.crop_size, left:left + self.crop_size]
+        size = [max(1, round(h * s)), max(1, round(w * s))]
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        img = TF.resize(torch.from_numpy(np.array(rgb)).permute(2, 0, 1), size, antialias=True)  # H×W×3 memory
+        crop = self.crop_size
+        top = int(torch.randint(0, max(size[0], crop) - crop + 1, ()))  # in the image padded to the crop size
+        left = int(torch.randint(0, max(size[1], crop) - crop + 1, ()))
+        rows, cols = min(top + crop, size[0]) - top, min(left + crop, size[1]) - left  # the rest is padding
+        # padding bottom/right (image 0, mask void); contiguous (C×H×W) right after the crop: the float pass and
+        # F.pad are 3× slower on the resize's layout
+        canvas = F.pad(img[:, top:top + rows, left:left + cols].contiguous(), (0, crop - cols, 0, crop - rows))
+        # the mask: only the crop's rows and columns are resampled, by nearest's own index rule (so exactly the
+        # full-size TF.resize(NEAREST) cropped, tests/test_segmentation.py); numpy's row/column gather is 8× torch's
+        target = np.full((crop, crop), IGNORE_INDEX, dtype=np.uint8)
+        target[:rows, :cols] = mask_to_array(mask)[nearest_index(top, top + rows, h, size[0])][
+            :, nearest_index(left, left + cols, w, size[1])]
+        target = torch.from_numpy(target)
         if torch.rand(()).item() < self.hflip:
-            img, target = img.flip(-1), target.flip(-1)
-        return normalize(img, self.mean, self.std), target
+            canvas, target = canvas.flip(-1), target.flip(-1)
+        return normalize(canvas, self.mean, self.std), target.long()  # uint8 until here: 8× less memory to move
+
+
+def nearest_index(start: int, stop: int, in_size: int, out_size: int) -> np.ndarray:
+    """The source indices that nearest-neighbour resizing from `in_size` to `out_size` reads for output positions
+    start..stop-1: torch's rule (`floor(i · in/out)` in float32, with its exact cases for equal and double sizes), so
+    resampling only a crop equals resampling everything and then cropping."""
+    out = np.arange(start, stop)
+    if out_size == in_size:
+        return out
+    if out_size == 2 * in_size:
+        return out // 2
+    scale = np.float32(in_size) / np.float32(out_size)
+    return np.minimum(np.floor(out.astype(np.float32) * scale).astype(np.int64), in_size - 1)
 
 
 class SegEvalTransform:
@@ -103,9 +123,10 @@ class SegEvalTransform:
 
 
 def normalize(img: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 C×H×W → float, scaled to [0, 1] and standardised per channel."""
-    img = img.float().div_(255)
-    return (img - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
+    """uint8 C×H×W (or N×C×H×W) → float, scaled to [0, 1] and standardised per channel: one new tensor (never the
+    input, also for a float input), the rest in place."""
+    out = img.to(torch.float32, copy=True).div_(255)
+    return out.sub_(torch.tensor(mean).view(-1, 1, 1)).div_(torch.tensor(std).view(-1, 1, 1))
 
 
 def collate_pad(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -411,3 +411,21 @@ def test_num_classes_and_classes_decide_the_label_count_for_every_layout(tmp_pat
         classes_of("--data", "synthetic", "--num-classes", "6")
     with pytest.raises(UserError, match=r"^--num-classes must be between 2 and 255 \(255 = void\), got 1$"):
         classes_of(*voc, "--num-classes", "1")
+
+
+def test_resampling_only_the_crop_equals_resizing_the_mask_then_cropping() -> None:
+    """SegTrainTransform reads the mask's crop by nearest_index: exactly torchvision's NEAREST resize, then the crop."""
+    from torchvision.transforms.v2 import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+
+    g = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        h, w = torch.randint(5, 400, (2,), generator=g).tolist()
+        out_h, out_w = torch.randint(1, 900, (2,), generator=g).tolist()
+        out_h = 2 * h if out_h % 7 == 0 else (h if out_h % 11 == 0 else out_h)  # the exact cases too
+        mask = torch.randint(0, 255, (1, h, w), dtype=torch.uint8, generator=g)
+        full = TF.resize(mask, [out_h, out_w], InterpolationMode.NEAREST)[0]
+        top, left = int(torch.randint(0, out_h, (1,), generator=g)), int(torch.randint(0, out_w, (1,), generator=g))
+        rows = segmentation.nearest_index(top, min(out_h, top + 40), h, out_h)
+        cols = segmentation.nearest_index(left, min(out_w, left + 40), w, out_w)
+        assert torch.equal(mask[0][rows][:, cols], full[top:top + 40, left:left + 40])
