@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -77,6 +78,22 @@ def test_classification_bulk_csv_json_batches_and_failures(cls_checkpoint, tmp_p
         predict.main([str(cls_checkpoint), str(tmp_path / "in"), "--output-dir", str(tmp_path / "x")])
 
 
+def test_progress_bar_past_eight_images_and_no_silent_cpu_fallback(cls_checkpoint, tmp_path, capsys):
+    import torch
+
+    from common.errors import UserError
+
+    predict = load("01_dataset", "predict")
+    images(tmp_path, [f"eight/{i}.png" for i in range(8)] + [f"nine/{i}.png" for i in range(9)])
+    assert predict.main([str(cls_checkpoint), str(tmp_path / "eight")]) == 0
+    assert "8/8" not in capsys.readouterr().err  # a few images: no bar
+    assert predict.main([str(cls_checkpoint), str(tmp_path / "nine")]) == 0
+    assert "9/9" in capsys.readouterr().err  # past eight: tqdm's bar on stderr
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="--device cuda requested but CUDA is not available"):
+            predict.main([str(cls_checkpoint), str(tmp_path / "eight"), "--device", "cuda"])
+
+
 def test_batches_group_equal_shapes_and_report_unreadable_alone(tmp_path):
     from common.inputs import Input
     from common.predict import batches
@@ -106,3 +123,10 @@ def test_segmentation_bulk_keeps_folders_and_writes_class_shares(tmp_path, capsy
     rows = list(csv.reader((out / "shares.csv").open()))
     assert rows[0] == ["path", "background", "disk", "square", "triangle", "ring", "bar"] and len(rows) == 3
     assert all(abs(sum(map(float, r[1:])) - 1) < 1e-4 for r in rows[1:])  # every pixel is in one class
+    # a second run into the same folder replaces its files (--alpha is a number: a fainter overlay)
+    before = np.asarray(Image.open(out / "pics/a/x_overlay.png"), dtype=float)
+    assert load("06_fcn", "predict").main([str(tmp_path / "run" / "last.pth"), str(tmp_path / "pics"), "--alpha", "0",
+                                           "--output-dir", str(out)]) == 0
+    plain = np.asarray(Image.open(tmp_path / "pics/a/x.png"), dtype=float)
+    assert np.array_equal(np.asarray(Image.open(out / "pics/a/x_overlay.png"), dtype=float), plain)  # alpha 0: the photo
+    assert before.shape == plain.shape

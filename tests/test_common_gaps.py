@@ -53,8 +53,9 @@ def test_synthetic_loaders_draw_val_at_the_size_and_seed_asked_and_normalise_wit
     assert pre == {"resize": [16, 16], "mean": [0.2] * 3, "std": [0.5] * 3}
     x, _ = next(iter(val))
     assert x.shape == (1, 3, 16, 16)  # a quarter of 4 images, at the size asked (not the generator's default)
-    other = next(iter(classification.classification_loaders(loader_args(seed=1), rt, 16, synthetic_size=4)[1]))[0]
-    assert not torch.equal(x, other)  # the val set follows --seed
+    other = next(iter(classification.classification_loaders(loader_args(seed=1), rt, 16, synthetic_size=4,
+                                                            mean=[0.2] * 3, std=[0.5] * 3)[1]))[0]
+    assert not torch.equal(x, other)  # the val set follows --seed (same normalisation: only the seed differs)
     from common.synthetic import SyntheticShapes
 
     pixels = torch.from_numpy(SyntheticShapes(1, image_size=16, seed=0, split="val").data).permute(0, 3, 1, 2) / 255
@@ -77,6 +78,8 @@ def test_cifar10_loaders_use_the_resize_for_val_and_store_mean_and_std(tmp_path,
     assert classes == ["a", "b"] and pre == {"resize": [24, 24], "mean": list(classification.IMAGENET_MEAN),
                                              "std": list(classification.IMAGENET_STD)}
     assert [type(t).__name__ for t in seen["val"].transforms] == ["Resize", "ToTensor", "Normalize"]
+    assert [type(t).__name__ for t in seen["train"].transforms] == ["Resize", "RandomCrop", "RandomHorizontalFlip",
+                                                                    "ToTensor", "Normalize"]
 
 
 def test_boundary_iou_upsamples_small_logits_and_ignores_labels_past_the_classes():
@@ -131,14 +134,15 @@ def test_provenance_has_the_load_average_and_minutes():
     assert ", load average " in line and line.endswith("wall time 10.0 min")
 
 
-def test_plot_labels_one_seed_once_and_writes_into_new_folders(tmp_path, monkeypatch):
+@pytest.mark.parametrize("variants", ["abc", "a"])
+def test_plot_labels_one_seed_once_and_writes_into_new_folders(tmp_path, monkeypatch, variants):
     import matplotlib.figure
 
     labels = []
     save = matplotlib.figure.Figure.savefig
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, path, *a, **k: (
         labels.extend(t.get_text() for t in fig.axes[0].get_legend().get_texts()), save(fig, path, *a, **k))[1])
-    rows = [{"variant": v, "seed": s, "miou": 0.1 * s, "seconds": 1.0} for v in "abc" for s in (0, 1)]
+    rows = [{"variant": v, "seed": s, "miou": 0.1 * s, "seconds": 1.0} for v in variants for s in (0, 1)]
     path = experiment.plot(rows, "miou", "mIoU", tmp_path / "x" / "y" / "p.png", title="t")
     assert path.is_file() and labels == ["one seed", "mean ± sd"]
 
@@ -183,3 +187,47 @@ def test_working_size_of_a_one_pixel_wide_image_is_integers_within_the_limit():
     assert size == (1, 4_000_000) and all(type(v) is int for v in size)
     assert working_size(10_000_000, 1, 4) == (4_000_000, 1)
     assert working_size(640, 480, 4) == (640, 480)
+
+
+def test_synthetic_train_loader_follows_the_seed_in_its_images_and_its_order():
+    from common.synthetic import SyntheticShapes
+    from common.tensor_loader import TensorLoader
+
+    rt = Runtime(device=torch.device("cpu"))
+    train, *_ = classification.classification_loaders(loader_args(seed=3, synthetic_size=8), rt, 16)
+    expected = SyntheticShapes(8, image_size=16, seed=3, split="train")  # the images of --seed 3, in the order of
+    reference = TensorLoader(expected.data, expected.targets, 4, train=True, flip=True, seed=3,  # a loader of seed 3
+                             mean=list(classification.IMAGENET_MEAN), std=list(classification.IMAGENET_STD))
+    for (x, y), (ex, ey) in zip(train, reference):
+        assert torch.equal(y, ey) and torch.equal(x, ex)
+
+
+def test_imagefolder_errors_name_the_split_and_the_folders(tmp_path):
+    from PIL import Image
+
+    for split, names in (("train", ("a", "b")), ("val", ("a", "c"))):
+        for name in names:
+            (tmp_path / split / name).mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(tmp_path / split / name / "x.png")
+    with pytest.raises(UserError, match=r"train/ and val/ have different class folders \(\['a', 'b'\] vs \['a', 'c'\]\)$"):
+        classification.load_imagefolder(tmp_path)
+    (tmp_path / "val" / "c" / "x.png").rename(tmp_path / "val" / "b")  # now val/b is a file, and val/c is empty
+    (tmp_path / "val" / "b").unlink()
+    (tmp_path / "val" / "b").mkdir()
+    (tmp_path / "val" / "b" / "x.png").write_text("not an image")
+    (tmp_path / "val" / "c").rmdir()
+    (tmp_path / "val" / "a" / "x.png").write_text("not an image either")
+    with pytest.raises(UserError, match=r"/val: no readable images left$"):
+        classification.load_imagefolder(tmp_path, skip_bad=True)
+
+
+def test_a_failed_hymenoptera_download_says_how_to_run_offline(tmp_path, monkeypatch):
+    import torchvision
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", offline)
+    with pytest.raises(UserError, match=r"\(OSError: offline\?\); use --data synthetic to run offline$"):
+        classification.fetch_hymenoptera(tmp_path / "data", True)
+    assert not (tmp_path / "data").exists()

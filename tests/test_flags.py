@@ -42,3 +42,19 @@ def test_defaults_render_as_help_shows_them():
     listed = parser.add_argument("--it", type=int, nargs="+", default=[0, 5], help="iterations %(default)s")
     assert (flags._default(on), flags._default(off), flags._default(listed)) == ("on", "off", "0 5")
     assert flags._help(parser, listed) == "iterations [0, 5]"
+
+
+def test_every_parser_keeps_its_examples_and_parses_numbers_as_numbers():
+    """A multi-line description (the usage examples) keeps its line breaks in --help, and a flag with a numeric default
+    converts what is typed to that type (without `type=`, `--alpha 0.3` would arrive as the string "0.3")."""
+    untyped = []
+    for script in flags.SCRIPTS:
+        parser = flags.parser_of(script)
+        if "\n" in (parser.description or "").strip():
+            assert parser.formatter_class is argparse.RawDescriptionHelpFormatter, script
+        for action in parser._actions:
+            default = action.default
+            if isinstance(default, (int, float)) and not isinstance(default, bool) and action.nargs != 0 \
+                    and action.type is not type(default) and not (action.type is float and isinstance(default, int)):
+                untyped.append(f"{script}: {action.option_strings}")
+    assert not untyped

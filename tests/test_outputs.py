@@ -252,6 +252,8 @@ def test_test_only_prints_and_saves_the_per_class_table_for_segmentation(tmp_pat
     assert "| class | iou | boundary_iou_per_class |" in out and "| bar | " in out
     report = json.loads((tmp_path / "eval" / "eval.json").read_text())
     assert list(report["per_class"]) == ["background", "disk", "square", "triangle", "ring", "bar"]
+    bar = [float("nan") if v is None else v for v in report["per_class"]["bar"].values()]
+    assert "| bar | " + " | ".join(f"{v:.3f}" for v in bar) + " |" in out.splitlines()  # the printed row, exactly
     assert report["metrics"]["miou"] == pytest.approx(result["metrics"]["miou"])
     assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == ["eval.json"]  # no checkpoint, no events
 
@@ -277,3 +279,22 @@ def test_every_evaluation_logs_per_class_numbers_and_the_confusion_matrix(tmp_pa
     assert "  iou: background " in capsys.readouterr().out
     acc = EventAccumulator(str(seg)).Reload()
     assert "test_iou/bar" in acc.Tags()["scalars"] and "confusion_matrix" not in acc.Tags()["images"]
+
+
+@pytest.mark.parametrize("classes, drawn", [(50, True), (51, False)])
+def test_test_only_draws_the_confusion_matrix_up_to_max_classes(tmp_path, classes, drawn):
+    """engine.MAX_CLASSES (50) classes still get confusion_matrix.png; one more and only eval.json keeps the matrix."""
+    import torch
+    from torch import nn
+
+    from common import engine, metrics
+    from common.runtime import Runtime
+    from test_engine import make_args
+
+    assert engine.MAX_CLASSES == 50
+    args = make_args(tmp_path, "--test-only", "--weights", "w.pth")
+    batches = [(torch.randn(4, 4), torch.randint(0, classes, (4,)))]
+    engine.fit(nn.Linear(4, classes), nn.CrossEntropyLoss(), None, [], batches, args=args,
+               rt=Runtime(device=torch.device("cpu")), metric=metrics.classification_metric(classes),
+               meta=engine.Meta(model_name="linear", class_names=[f"c{i}" for i in range(classes)]))
+    assert (args.output_dir / "confusion_matrix.png").is_file() == drawn and (args.output_dir / "eval.json").is_file()

@@ -77,7 +77,9 @@ def test_a_scheduler_that_stores_its_length_refuses_a_changed_length() -> None:
     old = torch.optim.lr_scheduler.CosineAnnealingLR(sgd(), T_max=1)
     old.step()
     new = torch.optim.lr_scheduler.CosineAnnealingLR(sgd(), T_max=4)
-    with pytest.raises(UserError, match="CosineAnnealingLR stores its length"):
+    with pytest.raises(UserError, match=r"^CosineAnnealingLR stores its length in the checkpoint and cannot follow a "
+                                        r"changed --epochs / steps per epoch; resume with the original flags, or use a "
+                                        r"schedule from common/schedule.py$"):
         schedule.resume(new, old.state_dict(), position=1, same_length=False)
     schedule.resume(new, old.state_dict(), position=1, same_length=True)
     assert new.last_epoch == 1 and new.T_max == 1  # restored exactly as saved

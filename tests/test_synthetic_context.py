@@ -29,10 +29,11 @@ def drawn(ds: SyntheticContext, index: int, monkeypatch) -> tuple[np.ndarray, np
 
 def test_every_dot_has_its_four_markers_at_distance_d_in_its_class_colour(monkeypatch):
     ds = SyntheticContext(12, image_size=128, void_band=False)
-    seen = set()
+    seen, counts = set(), set()
     for i in range(len(ds)):
         img, mask, disks = drawn(ds, i, monkeypatch)
         markers = [k for k, (_, _, r) in enumerate(disks) if r == SyntheticContext.MARKER_RADIUS]
+        counts.add(len(markers) // 4)
         for k in markers[::4]:  # the dot is the disk right before its four markers
             cy, cx, r = disks[k - 1]
             assert SyntheticContext.DOT_RADIUS[0] <= r <= SyntheticContext.DOT_RADIUS[1]
@@ -45,7 +46,7 @@ def test_every_dot_has_its_four_markers_at_distance_d_in_its_class_colour(monkey
             for my, mx, _ in disks[k:k + 4]:
                 assert mask[int(my), int(mx)] == 0  # markers are background
                 assert np.abs(img[int(my), int(mx)] / 255 - colour).max() < 0.2
-    assert seen == {A, B}
+    assert seen == {A, B} and counts == {1, 2, 3}  # 1-3 dots per image, as documented
 
 
 def test_no_marker_lies_near_any_dot(monkeypatch):

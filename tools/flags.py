@@ -110,7 +110,7 @@ def script_table(script: Path) -> str:
     for action in parser._actions:  # argparse has no public list of its actions
         if isinstance(action, argparse._HelpAction) or action.help is argparse.SUPPRESS:
             continue
-        name = ", ".join(f"`{s}`" for s in action.option_strings) or f"`{action.dest}` (positional)"
+        name = ", ".join(f"`{s}`" for s in action.option_strings) or f"`{action.metavar or action.dest}` (positional)"
         if action.choices is not None:
             name += " {" + ", ".join(map(str, action.choices)) + "}"
         lines.append(f"| {_cell(name)} | {_cell(_default(action))} | {_cell(_help(parser, action))} |")
