@@ -306,3 +306,19 @@ def test_sync_bn_trains_on_cuda(tmp_path):
                                                   "--epochs", "1", "--width-mult", "0.25", "--device", "cuda",
                                                   "--sync-bn", "--output-dir", str(tmp_path / "run")])
     assert summary["checkpoint"].is_file()
+
+
+def test_a_resume_whose_weights_do_not_fit_names_them(tmp_path):
+    run(tmp_path, [0.1, 0.2], "--epochs", "2")
+    last = tmp_path / "run" / "last.pth"
+    ckpt = torch.load(last, weights_only=True)
+    ckpt["model"]["weight"] = torch.zeros(3, 5)  # saved from another net: a 5-input layer
+    torch.save(ckpt, last)
+    with pytest.raises(UserError, match=r"^--resume .*last.pth does not fit this model \(shape-mismatched 1: weight "
+                                        r"\[3, 5\] vs \[3, 4\]\)$"):
+        model = nn.Linear(4, 3)
+        engine.fit(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1), batches(4), batches(3),
+                   args=make_args(tmp_path, "--epochs", "3", "--resume", str(last)),
+                   rt=Runtime(device=torch.device("cpu"), resume=torch.load(last, weights_only=True)),
+                   metric=Scripted([0.3]), meta=engine.Meta(model_name="linear", class_names=["a", "b", "c"],
+                                                            model_kwargs={"k": 1}, preprocess={"mean": [0.5]}))
