@@ -2,6 +2,7 @@
 
     python tests/mutation_report.py                    # the table
     python tests/mutation_report.py --list survived    # the names of the mutants with that status, one a line
+    python tests/mutation_report.py --names tests/mutation_sample.txt   # only these mutants (the sample)
 
 Run from the repository root, after `mutmut run`: it reads mutmut's results under mutants/ (the `.meta` files) through
 mutmut's own classes, so the counts are the ones `mutmut results` shows. Score = killed / mutants: a mutant no test
@@ -71,19 +72,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--list", metavar="STATUS",
                         help="print the names of the mutants with this status (killed, survived, 'no tests', timeout, ...)")
+    parser.add_argument("--names", type=Path, default=None, metavar="FILE",
+                        help="count only the mutants named in FILE, one a line (e.g. tests/mutation_sample.txt); names "
+                             "that no longer exist (the function was renamed or removed) are counted below the table")
     args = parser.parse_args(argv)
     if not Path("mutants").is_dir():
         print("no mutants/ here: run `mutmut run` from the repository root first", file=sys.stderr)
         return 1
     config()  # reads pyproject.toml's [tool.mutmut] from the current directory
     by_file = results()
+    gone = []
+    if args.names is not None:
+        wanted = set(args.names.read_text().split())
+        by_file = {path: {n: st for n, st in statuses.items() if n in wanted} for path, statuses in by_file.items()}
+        gone = sorted(wanted - {n for statuses in by_file.values() for n in statuses})
     if args.list:
         for statuses in by_file.values():
             for name, status in statuses.items():
                 if status == args.list:
                     print(name)
     else:
-        print(table(by_file))
+        print(table({path: statuses for path, statuses in by_file.items() if statuses or args.names is None}))
+        if gone:
+            print(f"\n{len(gone)} named mutants no longer exist: " + ", ".join(gone))
     return 0
 
 
