@@ -231,3 +231,15 @@ def test_a_failed_hymenoptera_download_says_how_to_run_offline(tmp_path, monkeyp
     with pytest.raises(UserError, match=r"\(OSError: offline\?\); use --data synthetic to run offline$"):
         classification.fetch_hymenoptera(tmp_path / "data", True)
     assert not (tmp_path / "data").exists()
+
+
+def test_one_loader_worker_is_already_kept_across_epochs():
+    from common.data import make_loaders
+
+    data = torch.utils.data.TensorDataset(torch.arange(8))
+    rt = Runtime(device=torch.device("cpu"))
+    for workers, persistent in ((0, False), (1, True)):
+        args = argparse.Namespace(batch_size=4, eval_batch_size=None, workers=workers, seed=0)
+        train, val = make_loaders(data, data, args, rt)
+        assert train.persistent_workers is persistent and val.persistent_workers is persistent
+        assert train.num_workers == workers and not train.pin_memory  # pinned memory only for CUDA
