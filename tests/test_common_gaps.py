@@ -243,3 +243,25 @@ def test_one_loader_worker_is_already_kept_across_epochs():
         train, val = make_loaders(data, data, args, rt)
         assert train.persistent_workers is persistent and val.persistent_workers is persistent
         assert train.num_workers == workers and not train.pin_memory  # pinned memory only for CUDA
+
+
+def test_make_loaders_drops_the_uneven_tail_per_rank_and_shards_val_without_repeats():
+    from common.data import make_loaders
+
+    data = torch.utils.data.TensorDataset(torch.arange(10))
+    args = argparse.Namespace(batch_size=2, eval_batch_size=2, workers=0, seed=0)
+    collate = lambda batch: torch.stack([b[0] for b in batch])  # noqa: E731
+    for drop_last, per_rank in ((True, 3), (False, 4)):  # 10 images on 3 ranks: 3 each, or 4 with 2 repeated
+        train, _ = make_loaders(data, data, args, Runtime(device=torch.device("cpu"), rank=0, world_size=3),
+                                collate_fn=collate, drop_last=drop_last)
+        assert len(train.sampler) == per_rank
+    _, val = make_loaders(data, data, args, Runtime(device=torch.device("cpu"), rank=1, world_size=2), collate_fn=collate)
+    assert torch.cat(list(val)).tolist() == [1, 3, 5, 7, 9]  # rank 1 of 2: every other image, none twice
+
+
+def test_a_pickled_model_without_class_names_is_named(tmp_path):
+    from common.predict import load_for_prediction
+
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "whole.pth")
+    with pytest.raises(UserError, match=r"whole.pth: pickled model has no class_names attribute$"):
+        load_for_prediction(tmp_path / "whole.pth", lambda *a, **k: None, unsafe_pickle=True)
