@@ -166,21 +166,22 @@ def classification_loaders(args: argparse.Namespace, rt: Runtime, size: int, *, 
         return *loaders, list(train.classes), {"resize": [size, size], "mean": mean, "std": std}
     normalize = [T.ToTensor(), T.Normalize(mean, std)]
     if args.data == "cifar10":
+        preprocess = {"resize": [size, size], "mean": mean, "std": std}
         val_tf = T.Compose([T.Resize(size), *normalize])
         train_tf = T.Compose([T.Resize(size), T.RandomCrop(size, padding=size // 8), T.RandomHorizontalFlip(),
                               *policy, *normalize, *erase]) if augment else val_tf
-        train, val = load_cifar10(args.data_path, args.download, train_tf, val_tf)
-        preprocess = {"resize": [size, size], "mean": mean, "std": std}
     elif args.data == "imagefolder":
         preprocess = imagenet_preprocess(size, mean, std)
         val_tf = T.Compose([T.Resize(preprocess["resize"]), T.CenterCrop(size), *normalize])
         train_tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), *policy, *normalize, *erase]) \
             if augment else val_tf
-        if sets is None:
-            train, val = load_imagefolder(args.data_path, train_tf, val_tf, skip_bad=args.skip_bad)
-        else:
-            train, val = sets
-            train.transform, val.transform = train_tf, val_tf
     else:
         raise ValueError(f"unknown --data {args.data!r}")
+    if sets is not None:  # a folder's own sets get the same transforms, whatever --data they are
+        train, val = sets
+        train.transform, val.transform = train_tf, val_tf
+    elif args.data == "cifar10":
+        train, val = load_cifar10(args.data_path, args.download, train_tf, val_tf)
+    else:
+        train, val = load_imagefolder(args.data_path, train_tf, val_tf, skip_bad=args.skip_bad)
     return *data.make_loaders(train, val, args, rt, drop_last=drop_last), train.classes, preprocess

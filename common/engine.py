@@ -235,11 +235,11 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
     if args.sync_bn:  # on CUDA (runtime.setup); one process: SyncBatchNorm computes what BatchNorm does
         model = distributed.sync_batchnorm(model)
     model.to(rt.device, memory_format=memory_format)
-    ema = None  # --model-ema: the average of the weights, updated every step (BatchNorm statistics averaged too)
-    if args.model_ema and not args.test_only:
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.model_ema_decay), use_buffers=True)
     if args.test_only:
         return test_only(model, criterion, val_loader, args=args, rt=rt, metric=metric, meta=meta)
+    ema = None  # --model-ema: the average of the weights, updated every step (BatchNorm statistics averaged too)
+    if args.model_ema:
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.model_ema_decay), use_buffers=True)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
     start_epoch, best = 0, -math.inf
     steps_per_epoch = _steps(train_loader, args.limit_batches)

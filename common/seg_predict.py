@@ -6,8 +6,9 @@ For each image (any size; folders searched recursively, globs expanded: common/i
 a palette-mode PNG of class indices at the image's own size, in the run's class colours (`--classes FILE` at
 training, else VOC's), and `<name>_overlay.png`, the image with the classes tinted in; `<name>` keeps the folder
 structure below a folder input. `shares.csv` lists, per image, the share of its pixels in each class. An image above
-`--max-megapixels` (a 12 MP phone photo, an 8000×8000 scan) is segmented at a working size of that many pixels and its mask scaled back
-(nearest) to the image's size, with a note on the line: memory stays bounded, and no image silently OOMs the process.
+`--max-megapixels` (a 12 MP phone photo, an 8000×8000 scan) is segmented at a working size of that many pixels and its
+mask scaled back (nearest) to the image's size, with a note on the line: memory stays bounded, and no image silently
+OOMs the process.
 The model is rebuilt from the checkpoint alone; a broken image is reported by name, the rest still run, and the exit
 code is 1 if any failed.
 

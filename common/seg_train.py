@@ -81,7 +81,8 @@ def fit_segmentation(model: nn.Module, train_loader: Any, val_loader: Any, *, ar
                      classes: list[str], model_name: str, model_kwargs: dict[str, Any], crop_size: int,
                      criterion: Callable | None = None) -> dict[str, Any]:
     """Train with the FCN/DeepLab recipe (the flags' defaults): SGD momentum 0.9 + `--weight-decay`, poly LR (power 0.9,
-    short warmup) per iteration, `criterion` (default: cross-entropy with ignore_index=255), ConfusionMatrix → mIoU picks best.pth;
+    short warmup) per iteration, `criterion` (default: cross-entropy with ignore_index=255), ConfusionMatrix → mIoU picks
+    best.pth;
     boundary IoU (2 px) is logged beside it."""
     optimizer = recipe.build_optimizer(model.parameters(), args)
     scheduler = recipe.build_scheduler(optimizer, args, min(len(train_loader), args.limit_batches or len(train_loader)))

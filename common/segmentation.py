@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
-from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from .errors import UserError
@@ -66,7 +65,8 @@ class SegTrainTransform:
 
     Everything after decoding runs on uint8 tensors: torchvision.transforms.v2.functional's vectorised antialiased
     bilinear resize for the image, and for the mask nearest-neighbour indices of the crop alone (`nearest_index`),
-    which are the full resize's; the same steps on PIL images are slower (benchmarks/seg_pipeline.py). Uses torch's RNG, which the engine reseeds per epoch and the DataLoader per worker.
+    which are the full resize's; the same steps on PIL images are slower (benchmarks/seg_pipeline.py). Uses torch's
+    RNG, which the engine reseeds per epoch and the DataLoader per worker.
     """
 
     def __init__(self, crop_size: int, scale: tuple[float, float] = (0.5, 2.0), hflip: float = 0.5,
