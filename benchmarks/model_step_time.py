@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> list[list]:
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (benchmarks/gpu.sh passes cuda)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # as train.py on CUDA; the warm-up round pays for it
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)

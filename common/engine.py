@@ -152,7 +152,7 @@ def _set_epoch(loader: Any, epoch: int) -> None:
 # Flags a resumed run may change: how long, where, how fast, how it is logged; the optimizer's hyperparameters (--lr,
 # --weight-decay, --momentum) apply from the flags too. Anything else (architecture, preprocessing, data) must match.
 RESUMABLE_ARGS = {"epochs", "resume", "overwrite", "output_dir", "device", "workers", "print_freq", "limit_batches",
-                  "amp", "channels_last", "cudnn_benchmark", "compile", "eval_batch_size", "batch_size", "lr",
+                  "amp", "channels_last", "cudnn_benchmark", "compile", "compile_mode", "eval_batch_size", "batch_size", "lr",
                   "weight_decay", "momentum", "download", "data_path", "skip_bad", "weights", "default_output_dir",
                   "lr_scheduler", "lr_step_size", "lr_gamma", "lr_warmup_epochs", "lr_warmup_method", "lr_warmup_decay",
                   "label_smoothing", "mixup_alpha", "cutmix_alpha", "random_erase", "auto_augment", "clip_grad_norm",
@@ -251,7 +251,7 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
             position = start_epoch * (steps_per_epoch if scheduler_interval == "step" else 1)
             schedule.resume(scheduler, rt.resume.get("scheduler"), position, rt.resume.get("schedule") == length)
     evaluated = ema.module if ema is not None else model  # with --model-ema the average is what is scored and saved
-    eval_net = torch.compile(evaluated) if args.compile else evaluated
+    eval_net = torch.compile(evaluated, mode=args.compile_mode) if args.compile else evaluated
     train_net, grad_signature = None, None
     writer = SummaryWriter(log_dir=str(prepare_output(args, rt))) if rt.is_main else None
     metrics: dict[str, Any] = {}
@@ -267,7 +267,7 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
             if signature != grad_signature:  # (re)wrap when a freeze phase changed what DDP must synchronise
                 train_net = DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda"
                                                     else None) if rt.distributed else model
-                train_net = torch.compile(train_net) if args.compile else train_net
+                train_net = torch.compile(train_net, mode=args.compile_mode) if args.compile else train_net
                 grad_signature = signature
             stats = train_one_epoch(train_net, criterion, optimizer, train_loader, rt=rt, epoch=epoch, scaler=scaler,
                                     print_freq=args.print_freq, limit=args.limit_batches, writer=writer,

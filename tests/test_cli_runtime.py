@@ -25,6 +25,7 @@ def test_defaults_are_the_folders_and_the_notes():
                 "output_dir": None, "default_output_dir": Path("runs/07_x"), "resume": None, "overwrite": False, "weights": None,
                 "test_only": False,
                 "limit_batches": None, "amp": None, "channels_last": None, "cudnn_benchmark": True, "compile": False,
+                "compile_mode": None,
                 "clip_grad_norm": None, "model_ema": False, "model_ema_decay": 0.999,
                 "use_deterministic_algorithms": False, "sync_bn": False, "print_freq": 100}
     assert vars(args) == expected
@@ -62,6 +63,7 @@ def test_help_shows_the_defaults():
     (["--lr", "0"], "--lr must be positive, got 0.0"),
     (["--lr", "nan"], "--lr must be positive, got nan"),
     (["-j", "-1"], "--workers must be >= 0, got -1"),
+    (["--compile-mode", "reduce-overhead"], "--compile-mode reduce-overhead needs --compile"),
 ])
 def test_impossible_values_are_refused_with_their_flag(flags, message):
     with pytest.raises(UserError) as info:

@@ -322,3 +322,12 @@ def test_a_resume_whose_weights_do_not_fit_names_them(tmp_path):
                    rt=Runtime(device=torch.device("cpu"), resume=torch.load(last, weights_only=True)),
                    metric=Scripted([0.3]), meta=engine.Meta(model_name="linear", class_names=["a", "b", "c"],
                                                             model_kwargs={"k": 1}, preprocess={"mean": [0.5]}))
+
+
+@pytest.mark.parametrize("extra, mode", [(("--compile",), None), (("--compile", "--compile-mode", "reduce-overhead"),
+                                                                    "reduce-overhead")])
+def test_compile_wraps_the_trained_and_the_evaluated_model_with_the_mode_asked_for(tmp_path, monkeypatch, extra, mode):
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: calls.append(mode) or model)
+    run(tmp_path, [0.1, 0.2, 0.3], *extra)
+    assert calls == [mode, mode]  # the evaluated model once, the trained one once (no freeze phase re-wraps it)
