@@ -2,7 +2,10 @@
 
 Both train the notes' Tudui net for 10 epochs (SGD lr 1e-2, batch 64) on the same images, in this one process:
 - notes: the notes' gpu版本 code as written (DataLoader + ToTensor, batch 64, shuffle, num_workers 0, `.cuda()` per batch,
-  `loss.item()` + TensorBoard every 100 steps, a `loss.item()` per test batch); only its prints are left out;
+  `loss.item()` + TensorBoard every 100 steps, a `loss.item()` per test batch); only its prints are left out. With
+  `--notes-transform normalize` (the default) ToTensor is followed by the transforms section's Normalize([0.5]*3,
+  [0.5]*3), which train.py applies too: without it this activation-free net stays at chance on the synthetic set in 10
+  epochs (0.100 on an H200, benchmarks/README.md), and an accuracy comparison would say nothing;
 - train.py: `03_cifar_train/train.py` with its defaults (device-resident TensorLoader, bf16 autocast, channels_last,
   cudnn.benchmark, no per-step host sync, checkpoints and TensorBoard each epoch) called in-process with the same data;
 - every `--variant "FLAGS"` adds a train.py row with extra flags (e.g. "--compile" or "--loader dataloader -j 4").
@@ -156,6 +159,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--variant", action="append", default=[], metavar="FLAGS",
                         help="extra train.py flags for one more row, e.g. --variant '--compile' (repeatable)")
     parser.add_argument("--skip-notes", action="store_true", help="time only the train.py rows")
+    parser.add_argument("--notes-transform", default="normalize", choices=("totensor", "normalize"),
+                        help="the notes' loop's transform: ToTensor as written, or + Normalize as train.py "
+                             "(default: %(default)s)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -170,11 +176,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.manual_seed(args.seed)
             notes_train, notes_test = copy.copy(train_set), copy.copy(test_set)
-            notes_train.transform = notes_test.transform = torchvision.transforms.ToTensor()
+            transform = [torchvision.transforms.ToTensor()]
+            if args.notes_transform == "normalize":
+                transform.append(torchvision.transforms.Normalize([0.5] * 3, [0.5] * 3))
+            notes_train.transform = notes_test.transform = torchvision.transforms.Compose(transform)
             model = train_mod.build_model("tudui", num_classes=len(classes))
             start = time.perf_counter()
             accuracy = notes_loop(model, notes_train, notes_test, device, args.epochs, Path(tmp) / "notes")
-            rows.append({"run": "notes' gpu版本 loop", "seconds": time.perf_counter() - start, "accuracy": accuracy})
+            what = "+ Normalize" if args.notes_transform == "normalize" else "ToTensor only"
+            rows.append({"run": f"notes' gpu版本 loop ({what})", "seconds": time.perf_counter() - start,
+                         "accuracy": accuracy})
         for i, extra in enumerate(["", *args.variant]):
             # train.py exactly as on the command line, except that it gets the data built above
             train_mod.load_data = lambda _args: (copy.copy(train_set), copy.copy(test_set), list(classes))

@@ -13,6 +13,7 @@
 #   bash benchmarks/gpu.sh                        # the same into a temporary folder, removed at the end
 #   DEVICE=cpu QUICK=1 bash benchmarks/gpu.sh OUT # the same steps, tiny, on a CPU: checks this script without a GPU
 #   E2E_ARGS="--variant=--no-amp" bash benchmarks/gpu.sh OUT   # extra flags for end_to_end_gpu.py
+#   STEPS="tests e2e" E2E_VARIANTS="--cuda-graph" bash benchmarks/gpu.sh OUT   # a rerun of some steps only
 # OUT/summary.md gets the table of steps (result, seconds); OUT/logs/ one log per step; OUT/runs/ each smoke run's
 # checkpoints and TensorBoard events. Exit code: 0 when every step passed, 1 otherwise.
 set -uo pipefail
@@ -22,6 +23,9 @@ QUICK=${QUICK:-0}
 PY=${PYTHON:-python}
 E2E_ARGS=${E2E_ARGS:-}
 JOBS=${JOBS:-6}  # smoke runs at a time in step 1 (the GPU has room; the CPU cores start the processes)
+STEPS=" ${STEPS:-smoke tests e2e step} "  # which steps run: smoke and tests (step 1), e2e (2), step (3)
+# train.py variants of the end-to-end table besides its defaults, separated by '|'
+E2E_VARIANTS=${E2E_VARIANTS:---cuda-graph|--compile|--compile --compile-mode reduce-overhead}
 if [ $# -ge 1 ]; then
   OUT=$1
 else
@@ -75,29 +79,33 @@ $PY -c "import sys; sys.path.insert(0, 'benchmarks'); from timing import machine
 echo "## 1. smoke: every folder's train.py on $DEVICE, 2 batches ($JOBS at a time), and the CUDA-only tests"
 NAMES=()
 SMOKE=(--data synthetic --synthetic-size 64 --device "$DEVICE" --epochs 1 --limit-batches 2)
-for script in [0-9][0-9]_*/train.py; do
-  folder=$(dirname "$script")
-  [ "$folder" = 08_transfer ] && continue
-  spawn "smoke $folder" "$OUT/runs/$folder" $PY "$script" "${SMOKE[@]}" --output-dir "$OUT/runs/$folder"
-done
-if [ -f 08_transfer/train.py ]; then  # 08's default method fine-tunes a trained model: train the source model first
-  NAMES+=("smoke 08_transfer (scratch, source task)" "smoke 08_transfer finetune (freeze phase, then unfrozen)")
-  (job "smoke 08_transfer (scratch, source task)" "$OUT/runs/08_transfer" $PY 08_transfer/train.py "${SMOKE[@]}" \
-     --synthetic-task source --method scratch --output-dir "$OUT/runs/08_transfer"
-   job "smoke 08_transfer finetune (freeze phase, then unfrozen)" "$OUT/runs/08ft" $PY 08_transfer/train.py \
-     "${SMOKE[@]}" --epochs 2 --method finetune --freeze-epochs 1 --weights "$OUT/runs/08_transfer/last.pth" \
-     --output-dir "$OUT/runs/08ft") &
+if [[ $STEPS == *" smoke "* ]]; then
+  for script in [0-9][0-9]_*/train.py; do
+    folder=$(dirname "$script")
+    [ "$folder" = 08_transfer ] && continue
+    spawn "smoke $folder" "$OUT/runs/$folder" $PY "$script" "${SMOKE[@]}" --output-dir "$OUT/runs/$folder"
+  done
+  if [ -f 08_transfer/train.py ]; then  # 08's default method fine-tunes a trained model: train the source model first
+    NAMES+=("smoke 08_transfer (scratch, source task)" "smoke 08_transfer finetune (freeze phase, then unfrozen)")
+    (job "smoke 08_transfer (scratch, source task)" "$OUT/runs/08_transfer" $PY 08_transfer/train.py "${SMOKE[@]}" \
+       --synthetic-task source --method scratch --output-dir "$OUT/runs/08_transfer"
+     job "smoke 08_transfer finetune (freeze phase, then unfrozen)" "$OUT/runs/08ft" $PY 08_transfer/train.py \
+       "${SMOKE[@]}" --epochs 2 --method finetune --freeze-epochs 1 --weights "$OUT/runs/08_transfer/last.pth" \
+       --output-dir "$OUT/runs/08ft") &
+  fi
+  spawn "smoke 03 --augment (crop + flip on the device)" "$OUT/runs/03aug" \
+    $PY 03_cifar_train/train.py "${SMOKE[@]}" --augment --output-dir "$OUT/runs/03aug"
+  spawn "smoke 03 --loader dataloader -j 2" "$OUT/runs/03dl" \
+    $PY 03_cifar_train/train.py "${SMOKE[@]}" --loader dataloader -j 2 --output-dir "$OUT/runs/03dl"
+  spawn "smoke 03 under torchrun (DDP)" "$OUT/runs/03ddp" \
+    $PY -m torch.distributed.run --standalone --nproc_per_node=1 03_cifar_train/train.py "${SMOKE[@]}" \
+    --output-dir "$OUT/runs/03ddp"
 fi
-spawn "smoke 03 --augment (crop + flip on the device)" "$OUT/runs/03aug" \
-  $PY 03_cifar_train/train.py "${SMOKE[@]}" --augment --output-dir "$OUT/runs/03aug"
-spawn "smoke 03 --loader dataloader -j 2" "$OUT/runs/03dl" \
-  $PY 03_cifar_train/train.py "${SMOKE[@]}" --loader dataloader -j 2 --output-dir "$OUT/runs/03dl"
-spawn "smoke 03 under torchrun (DDP)" "$OUT/runs/03ddp" \
-  $PY -m torch.distributed.run --standalone --nproc_per_node=1 03_cifar_train/train.py "${SMOKE[@]}" \
-  --output-dir "$OUT/runs/03ddp"
-spawn "CUDA-only tests (pytest)" - $PY -m pytest -p no:cacheprovider -rs tests/test_cuda.py \
-  tests/test_tensor_loader.py::test_cuda_batches_stay_on_the_device_and_match_the_cpu_order \
-  tests/test_engine.py::test_sync_bn_trains_on_cuda
+if [[ $STEPS == *" tests "* ]]; then
+  spawn "CUDA-only tests (pytest)" - $PY -m pytest -p no:cacheprovider -rs tests/test_cuda.py tests/test_cuda_graph.py \
+    tests/test_tensor_loader.py::test_cuda_batches_stay_on_the_device_and_match_the_cpu_order \
+    tests/test_engine.py::test_sync_bn_trains_on_cuda
+fi
 wait
 for name in "${NAMES[@]}"; do
   cat "$OUT/logs/$(slug "$name").result" >> "$OUT/summary.md"
@@ -114,11 +122,14 @@ else
   E2E=()
   STEP=(--batch-size 64 --rounds 21)
 fi
+VARIANTS=()
+IFS='|' read -ra split <<< "$E2E_VARIANTS"
+for v in "${split[@]}"; do VARIANTS+=("--variant=$v"); done
 # shellcheck disable=SC2086  # E2E_ARGS is a list of flags
-bench "2. end to end: notes' loop vs 03_cifar_train/train.py" 300 \
-  $PY benchmarks/end_to_end_gpu.py --device "$DEVICE" "${E2E[@]}" --variant=--compile \
-  "--variant=--compile --compile-mode reduce-overhead" $E2E_ARGS
-bench "3. model step time vs torchvision" 120 $PY benchmarks/model_step_time.py --device "$DEVICE" "${STEP[@]}"
+[[ $STEPS == *" e2e "* ]] && bench "2. end to end: notes' loop vs 03_cifar_train/train.py" 300 \
+  $PY benchmarks/end_to_end_gpu.py --device "$DEVICE" "${E2E[@]}" "${VARIANTS[@]}" $E2E_ARGS
+[[ $STEPS == *" step "* ]] && bench "3. model step time vs torchvision" 120 \
+  $PY benchmarks/model_step_time.py --device "$DEVICE" "${STEP[@]}"
 
 echo
 echo "## summary ($((SECONDS - START)) s in all; target < 360 s)"

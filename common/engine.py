@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from . import distributed, schedule
 from .checkpoint import plain, save_checkpoint, state_dict_mismatch, unwrap
+from .cuda_graph import GraphedStep
 from .errors import Interrupted, UserError
 from .runtime import Runtime, prepare_output, seed_everything
 
@@ -62,13 +63,14 @@ def train_one_epoch(model: nn.Module, criterion: Callable, optimizer: torch.opti
                     scheduler: Any = None, limit: int | None = None, writer: SummaryWriter | None = None,
                     global_step: int = 0, progress: dict[str, int] | None = None,
                     batch_transform: Callable | None = None, clip_grad_norm: float | None = None,
-                    ema: AveragedModel | None = None) -> dict[str, float]:
+                    ema: AveragedModel | None = None, graphed: GraphedStep | None = None) -> dict[str, float]:
     """One pass over `loader`; returns {"loss": mean train loss, "images": count, "seconds": wall time}.
 
     `scheduler`, when given, is stepped after every optimizer step (poly LR for segmentation); `progress["step"]`, when
     given, counts the finished steps (what an interrupt reports). `batch_transform(images, targets)` changes each batch
     on the device (mixup / cutmix), `clip_grad_norm` caps the gradients' total norm before the step (after AMP's
-    unscaling), and `ema` is updated from the model after every step.
+    unscaling), and `ema` is updated from the model after every step. `graphed` (`--cuda-graph`) replays the forward
+    and backward as a CUDA graph; the optimizer step and everything after it stay the same.
     """
     model.train()
     steps = _steps(loader, limit)
@@ -83,11 +85,14 @@ def train_one_epoch(model: nn.Module, criterion: Callable, optimizer: torch.opti
             if batch_transform is not None:
                 images, targets = batch_transform(images, targets)
             lr = optimizer.param_groups[0]["lr"]  # the LR this step trains with, before a per-step scheduler moves it
-            with autocast(rt):
-                output = model(images)
-                loss = criterion(output, targets)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            if graphed is not None:  # gradients into the graph's own tensors, replayed or (other shape) eager
+                loss = graphed(images, targets) if graphed.fits(images, targets) else graphed.eager(images, targets)
+            else:
+                with autocast(rt):
+                    output = model(images)
+                    loss = criterion(output, targets)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
             if clip_grad_norm is not None:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
@@ -152,7 +157,7 @@ def _set_epoch(loader: Any, epoch: int) -> None:
 # Flags a resumed run may change: how long, where, how fast, how it is logged; the optimizer's hyperparameters (--lr,
 # --weight-decay, --momentum) apply from the flags too. Anything else (architecture, preprocessing, data) must match.
 RESUMABLE_ARGS = {"epochs", "resume", "overwrite", "output_dir", "device", "workers", "print_freq", "limit_batches",
-                  "amp", "channels_last", "cudnn_benchmark", "compile", "compile_mode", "eval_batch_size", "batch_size", "lr",
+                  "amp", "channels_last", "cudnn_benchmark", "compile", "compile_mode", "cuda_graph", "eval_batch_size", "batch_size", "lr",
                   "weight_decay", "momentum", "download", "data_path", "skip_bad", "weights", "default_output_dir",
                   "lr_scheduler", "lr_step_size", "lr_gamma", "lr_warmup_epochs", "lr_warmup_method", "lr_warmup_decay",
                   "label_smoothing", "mixup_alpha", "cutmix_alpha", "random_erase", "auto_augment", "clip_grad_norm",
@@ -252,7 +257,7 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
             schedule.resume(scheduler, rt.resume.get("scheduler"), position, rt.resume.get("schedule") == length)
     evaluated = ema.module if ema is not None else model  # with --model-ema the average is what is scored and saved
     eval_net = torch.compile(evaluated, mode=args.compile_mode) if args.compile else evaluated
-    train_net, grad_signature = None, None
+    train_net, grad_signature, graphed = None, None, None
     writer = SummaryWriter(log_dir=str(prepare_output(args, rt))) if rt.is_main else None
     metrics: dict[str, Any] = {}
     progress = {"epoch": start_epoch, "step": 0, "saved": start_epoch - 1 if rt.resume is not None else -1}
@@ -268,12 +273,14 @@ def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
                 train_net = DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda"
                                                     else None) if rt.distributed else model
                 train_net = torch.compile(train_net, mode=args.compile_mode) if args.compile else train_net
+                graphed = GraphedStep(train_net, criterion, rt.amp_dtype, scaler.scale) if args.cuda_graph else None
                 grad_signature = signature
             stats = train_one_epoch(train_net, criterion, optimizer, train_loader, rt=rt, epoch=epoch, scaler=scaler,
                                     print_freq=args.print_freq, limit=args.limit_batches, writer=writer,
                                     scheduler=scheduler if scheduler_interval == "step" else None,
                                     global_step=epoch * steps_per_epoch, progress=progress,
-                                    batch_transform=batch_transform, clip_grad_norm=args.clip_grad_norm, ema=ema)
+                                    batch_transform=batch_transform, clip_grad_norm=args.clip_grad_norm, ema=ema,
+                                    graphed=graphed)
             if scheduler is not None and scheduler_interval == "epoch":
                 scheduler.step()
             metrics = evaluate(eval_net, criterion, val_loader, metric, rt, limit=args.limit_batches)

@@ -145,6 +145,11 @@ def setup(args: argparse.Namespace) -> Runtime:
     if args.sync_bn and device.type != "cuda":
         raise UserError("--sync-bn needs CUDA: torch's SyncBatchNorm runs on GPUs only (on CPU each DDP process "
                         "keeps its own BatchNorm statistics)")
+    if args.cuda_graph and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        raise UserError("--cuda-graph does not run under torchrun with several processes (DDP's gradient hooks are "
+                        "not captured); drop --cuda-graph or use one process")
+    if args.cuda_graph and device.type != "cuda":
+        raise UserError(f"--cuda-graph needs CUDA (--device {args.device} is {device.type})")
     rank, world_size, device = distributed.init_distributed(device)
     if rank == 0:
         cli.ensure_writable_dir(args.output_dir)

@@ -63,6 +63,9 @@ class TensorLoader:
         channels = images.shape[1]
         self.mean = torch.tensor(mean, device=self.device).view(1, channels, 1, 1) * 255 if mean is not None else None
         self.std = torch.tensor(std, device=self.device).view(1, channels, 1, 1) * 255 if std is not None else None
+        # a 0-dim tensor on the device, not the number 255: CUDA divides by a Python number as a multiply by its
+        # reciprocal (1 ulp off ToTensor's x / 255 in some pixels); by a tensor it divides, as the CPU does
+        self.scale = torch.tensor(255.0, device=self.device)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -92,7 +95,7 @@ class TensorLoader:
             if self.mean is not None:
                 images = images.sub(self.mean).div_(self.std)  # uint8 − float gives float: no separate .float() pass
             else:
-                images = images.div(255)  # ToTensor's [0, 1]
+                images = images.div(self.scale)  # ToTensor's [0, 1], bit for bit on every device
             yield images, self.labels.index_select(0, batch)
 
     def augment(self, batch: torch.Tensor, g: torch.Generator) -> torch.Tensor:

@@ -25,7 +25,7 @@ def test_defaults_are_the_folders_and_the_notes():
                 "output_dir": None, "default_output_dir": Path("runs/07_x"), "resume": None, "overwrite": False, "weights": None,
                 "test_only": False,
                 "limit_batches": None, "amp": None, "channels_last": None, "cudnn_benchmark": True, "compile": False,
-                "compile_mode": None,
+                "compile_mode": None, "cuda_graph": False,
                 "clip_grad_norm": None, "model_ema": False, "model_ema_decay": 0.999,
                 "use_deterministic_algorithms": False, "sync_bn": False, "print_freq": 100}
     assert vars(args) == expected
