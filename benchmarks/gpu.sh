@@ -25,7 +25,7 @@ E2E_ARGS=${E2E_ARGS:-}
 JOBS=${JOBS:-6}  # smoke runs at a time in step 1 (the GPU has room; the CPU cores start the processes)
 STEPS=" ${STEPS:-smoke tests e2e step} "  # which steps run: smoke and tests (step 1), e2e (2), step (3)
 # train.py variants of the end-to-end table besides its defaults, separated by '|'
-E2E_VARIANTS=${E2E_VARIANTS:---cuda-graph|--compile|--compile --compile-mode reduce-overhead}
+E2E_VARIANTS=${E2E_VARIANTS:---cuda-graph|--compile --compile-mode reduce-overhead}  # plain --compile: README
 if [ $# -ge 1 ]; then
   OUT=$1
 else
