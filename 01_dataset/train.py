@@ -26,7 +26,7 @@ from common.classification import fetch_hymenoptera  # noqa: E402
 from common.distributed import ShardSampler  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.synthetic import SyntheticShapes  # noqa: E402
-from common.weights import load_matching  # noqa: E402
+from common.weights import load_weights_arg  # noqa: E402
 from dataset import IMAGE_SUFFIX, LABEL_SUFFIX, LabelFileData, MyData, label_from_folder  # noqa: E402
 from make_labels import make_labels  # noqa: E402
 from model import MODELS, build_model  # noqa: E402
@@ -168,8 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"classes {classes}; train {len(train_set)} images, val {len(val_set)} images ({args.data}, {rt.device})")
     train_loader, val_loader = make_loaders(train_set, val_set, args, rt)
     model = build_model(args.model, num_classes=len(classes))
-    if args.weights:
-        load_matching(model, args.weights, log=print if rt.is_main else None)
+    load_weights_arg(model, args, rt)
     optimizer = recipe.build_optimizer(model.parameters(), args)
     meta = engine.Meta(model_name=args.model, class_names=classes,
                        preprocess={"resize": [args.image_size, args.image_size], "mean": MEAN, "std": STD})

@@ -27,7 +27,7 @@ from common import cli, data, engine, metrics, recipe, runtime  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.classification import load_imagefolder  # noqa: E402
 from common.synthetic import SyntheticShapes  # noqa: E402
-from common.weights import load_matching  # noqa: E402
+from common.weights import load_weights_arg  # noqa: E402
 from model import MODELS, build_model  # noqa: E402
 
 MEAN = STD = [0.5, 0.5, 0.5]
@@ -122,8 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     train_set.transform, val_set.transform = train_tf, eval_tf
     train_loader, val_loader = data.make_loaders(train_set, val_set, args, rt)
     model = build_model(args.model, num_classes=len(classes))
-    if args.weights:
-        load_matching(model, args.weights, log=print if rt.is_main else None)
+    load_weights_arg(model, args, rt)
     optimizer = recipe.build_optimizer(model.parameters(), args)
     scheduler = recipe.build_scheduler(optimizer, args)
     meta = engine.Meta(model_name=args.model, class_names=classes,

@@ -21,7 +21,7 @@ from common.classification import load_cifar10  # noqa: E402
 from common.errors import cli_main  # noqa: E402
 from common.synthetic import SyntheticShapes  # noqa: E402
 from common.tensor_loader import TensorLoader  # noqa: E402
-from common.weights import load_matching  # noqa: E402
+from common.weights import load_weights_arg  # noqa: E402
 from model import MODELS, build_model  # noqa: E402
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -86,8 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"train set: {len(train_set)} images, test set: {len(test_set)} images ({args.data}, {rt.device})")
     train_loader, test_loader = make_loaders(train_set, test_set, args, rt)
     model = build_model(args.model, num_classes=len(classes))
-    if args.weights:
-        load_matching(model, args.weights, log=print if rt.is_main else None)
+    load_weights_arg(model, args, rt)
     optimizer = recipe.build_optimizer(model.parameters(), args)
     meta = engine.Meta(model_name=args.model, class_names=classes,
                        preprocess={"resize": [32, 32], "mean": [0.5] * 3 if args.normalize else None,

@@ -16,7 +16,7 @@ from common import cli, runtime, seg_train  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.seg_train import (add_segmentation_args, crop_size, fit_segmentation,  # noqa: E402
                               segmentation_loaders)
-from common.weights import load_matching  # noqa: E402
+from common.weights import load_weights_arg  # noqa: E402
 from model import MODELS, build_model  # noqa: E402
 
 
@@ -50,8 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = build_model(args.model, num_classes=len(classes), **kwargs)
     if rt.is_main:
         print(f"{args.model}: {sum(p.numel() for p in model.parameters()):,} parameters")
-    if args.weights:
-        load_matching(model, args.weights, log=print if rt.is_main else None)
+    load_weights_arg(model, args, rt)
     return fit_segmentation(model, train_loader, val_loader, args=args, rt=rt, classes=classes, model_name=args.model,
                             model_kwargs=kwargs, crop_size=crop)
 

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import cli, engine, metrics, recipe, runtime  # noqa: E402
 from common.classification import add_augment_arg, classification_loaders  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
-from common.weights import freeze, load_matching  # noqa: E402
+from common.weights import freeze, load_weights_arg  # noqa: E402
 from common.complexity import count_params_and_macs  # noqa: E402
 from model import MODELS, build_model  # noqa: E402
 
@@ -69,8 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
         cost = count_params_and_macs(model, size)
         print(f"{args.model} α={args.width_mult}: {cost['params'] / 1e6:.2f}M parameters, "
               f"{cost['macs'] / 1e6:.1f}M mult-adds at {size}x{size}; {len(classes)} classes ({args.data})")
-    if args.weights:
-        load_matching(model, args.weights, log=print if rt.is_main else None)
+    load_weights_arg(model, args, rt)
     if args.freeze_features:
         freeze(model, ["features."])
     optimizer = recipe.build_optimizer(model.parameters(), args)

@@ -18,7 +18,7 @@ from common import cli, runtime, seg_train  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.seg_train import (add_segmentation_args, crop_size, fit_segmentation,  # noqa: E402
                               segmentation_loaders)
-from common.weights import LoadReport, is_weights_name, load_matching, resolve_state_dict  # noqa: E402
+from common.weights import LoadReport, is_weights_name, load_matching, load_weights_arg, resolve_state_dict  # noqa: E402
 from model import BACKBONES, MODELS, backbone_state_dict, build_model  # noqa: E402
 
 
@@ -59,8 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
     log = print if rt.is_main else None
     if args.weights_backbone:
         load_backbone(model, args.weights_backbone, log)
-    if args.weights:
-        load_matching(model, args.weights, log=log)
+    load_weights_arg(model, args, rt)
     return fit_segmentation(model, train_loader, val_loader, args=args, rt=rt, classes=classes, model_name=args.model,
                             model_kwargs={"backbone": args.backbone}, crop_size=crop)
 

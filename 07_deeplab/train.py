@@ -21,7 +21,7 @@ from common import cli, runtime, seg_train, segmentation  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
 from common.seg_train import (add_segmentation_args, crop_size, fit_segmentation,  # noqa: E402
                               segmentation_loaders)
-from common.weights import is_weights_name, load_matching, resolve_state_dict, sub_state_dict  # noqa: E402
+from common.weights import is_weights_name, load_matching, load_weights_arg, resolve_state_dict, sub_state_dict  # noqa: E402
 from model import BACKBONES, DEFAULTS, HEAD_RATES, MODELS, build_model  # noqa: E402
 
 WEIGHTS_PREFIX = {"vgg16": "VGG16_Weights.", "resnet18": "ResNet18_Weights.", "resnet50": "ResNet50_Weights.",
@@ -126,8 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
     log = print if rt.is_main else None
     if args.weights_backbone:
         load_backbone_weights(model, args.weights_backbone, backbone, log)
-    if args.weights:
-        load_matching(model, args.weights, log=log)
+    load_weights_arg(model, args, rt)
     return fit_segmentation(model, train_loader, val_loader, args=args, rt=rt, classes=classes, model_name=args.model,
                             model_kwargs={**kwargs, "output_stride": model.output_stride}, crop_size=crop,
                             criterion=make_criterion(args.aux_weight))

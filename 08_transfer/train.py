@@ -12,18 +12,13 @@
   finetune  Fine-tuning: the first --freeze-stages K backbone stages frozen, the other stages train at
             --lr × --backbone-lr-scale and the classifier at --lr; --freeze-epochs N first trains the classifier alone
             for N epochs (冻结训练), then unfreezes. --resume continues correctly in either phase.
-Frozen stages keep their BatchNorm layers in eval mode, so their running statistics stay the source model's too.
---weights takes a checkpoint of this repo, a raw state_dict file or a torchvision weights name, loaded by name and
-shape; the report (loaded / shape-mismatched / missing / unexpected) is printed and saved as weights_report.json in
---output-dir.
+Frozen stages keep their BatchNorm layers in eval mode (their running statistics stay the source model's too).
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -32,14 +27,12 @@ from common.classification import (IMAGENET_MEAN, IMAGENET_STD, add_augment_arg,
                                    classification_loaders, imagefolder_or_hymenoptera)
 from common.feature_cache import cached_features  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
-from common.synthetic import SyntheticShapes, shapes_subset  # noqa: E402
-from common.weights import freeze, is_weights_name, load_matching, unfreeze  # noqa: E402
+from common.synthetic import TRANSFER_SOURCE as SOURCE_CLASSES, TRANSFER_TARGET as TARGET_CLASSES, transfer_task  # noqa: E402
+from common.weights import check_weights_fit, freeze, load_weights_arg, unfreeze  # noqa: E402
 from model import HEAD, MODELS, STAGES, HeadOnly, build_model, feature_extractor  # noqa: E402
 
 METHODS = ("scratch", "freeze", "features", "finetune")
 MEAN, STD = IMAGENET_MEAN, IMAGENET_STD
-SOURCE_CLASSES = SyntheticShapes.SHAPES[:6]  # the synthetic source task ...
-TARGET_CLASSES = SyntheticShapes.SHAPES[6:]  # ... and the few-shot target: shapes the source never saw
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -83,44 +76,30 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError("--freeze-stages and --freeze-epochs apply to --method finetune only")
     if args.freeze_stages is not None and not 0 <= args.freeze_stages <= stages:
         raise UserError(f"--freeze-stages must be in [0, {stages}] for {args.model}, got {args.freeze_stages}")
-    if args.freeze_epochs < 0:
-        raise UserError(f"--freeze-epochs must be >= 0, got {args.freeze_epochs}")
+    cli.check_at_least({"--freeze-epochs": args.freeze_epochs}, 0)
+    cli.check_at_least({"--shots": args.shots, "--val-per-class": args.val_per_class}, 1)
+    cli.check_at_least({"--image-size": args.image_size}, 32, "the backbones downsample 32×")
     if not args.backbone_lr_scale > 0:
         raise UserError(f"--backbone-lr-scale must be positive, got {args.backbone_lr_scale}")
-    image_flags = args.mixup_alpha or args.cutmix_alpha or args.auto_augment or args.random_erase
-    if args.method == "features" and image_flags:
+    if args.method == "features" and (args.mixup_alpha or args.cutmix_alpha or args.auto_augment or args.random_erase):
         raise UserError("--method features trains on cached vectors: --mixup-alpha, --cutmix-alpha, --auto-augment "
                         "and --random-erase act on images")
     if args.feature_cache is not None:  # before minutes of feature extraction, not after
         cli.ensure_writable_dir(args.feature_cache, "--feature-cache")
-    sizes = {"--shots": args.shots, "--val-per-class": args.val_per_class, "--image-size": args.image_size}
-    for flag, value in sizes.items():
-        if value is not None and value < 1:
-            raise UserError(f"{flag} must be at least 1, got {value}")
-    if args.image_size is not None and args.image_size < 32:
-        raise UserError(f"--image-size must be at least 32 (the backbones downsample 32×), got {args.image_size}")
     if args.model == "tudui" and args.image_size not in (None, 32):
         raise UserError("--model tudui takes 32×32 inputs only (its Linear1 expects 64×4×4)")
-    if is_weights_name(args.weights):
-        expected = None if args.model == "tudui" else torchvision.models.get_model_weights(args.model).__name__
-        if args.weights.split(".")[0] != expected:
-            raise UserError(f"--weights {args.weights} does not fit --model {args.model}"
-                            + (f" (use {expected}.IMAGENET1K_V1)" if expected else " (it has no torchvision weights)"))
+    check_weights_fit(args.weights, args.model)
 
 
 # ---------------------------------------------------------------------------------------------------------------- data
 def load_data(args: argparse.Namespace, image_size: int) -> tuple[object, object, list[str]]:
-    """ImageFolder (or hymenoptera) sets, or the synthetic source task (--synthetic-size images) or target task
-    (--shots per class): disjoint shapes, so the target is new to the source model."""
+    """ImageFolder (or hymenoptera) sets, or the synthetic source task (--synthetic-size images) or few-shot target
+    task (--shots per class): disjoint shapes, so the target is new to the source model."""
     if args.data == "imagefolder":
         train, val = imagefolder_or_hymenoptera(args.data_path, args.download, args.skip_bad)
-    elif args.synthetic_task == "source":
-        per_class = max((args.synthetic_size or 3000) // len(SOURCE_CLASSES), 1)
-        train = shapes_subset(SOURCE_CLASSES, per_class, image_size, args.seed, "train")
-        val = shapes_subset(SOURCE_CLASSES, max(per_class // 4, 1), image_size, args.seed, "val")
     else:
-        train = shapes_subset(TARGET_CLASSES, args.shots, image_size, args.seed, "train")
-        val = shapes_subset(TARGET_CLASSES, args.val_per_class, image_size, args.seed, "val")
+        train, val = transfer_task(args.synthetic_task, image_size, args.seed, source_size=args.synthetic_size or 3000,
+                                   shots=args.shots, val_per_class=args.val_per_class)
     return train, val, train.classes
 
 
@@ -146,55 +125,36 @@ def set_frozen(model: nn.Module, name: str, k: int) -> int:
 
 
 def make_optimizer(model: nn.Module, name: str, args: argparse.Namespace) -> torch.optim.Optimizer:
-    """`--opt` (SGD by default) with two groups built once over all parameters: head at --lr, backbone at --lr ×
-    --backbone-lr-scale for finetune (else --lr). Frozen parameters get no gradient, and the optimizer skips those (no
-    momentum, no weight decay), so the same optimizer (and its --resume state) serves every freeze phase."""
-    head = tuple(f"{h}." for h in HEAD[name])
-    params = list(model.named_parameters())
+    """`--opt` over two groups built once over all parameters: the head at --lr, the backbone at --lr ×
+    --backbone-lr-scale for finetune. Frozen parameters get no gradient, and the optimizer skips those (no momentum,
+    no weight decay), so the same optimizer (and its --resume state) serves every freeze phase."""
     scale = args.backbone_lr_scale if args.method == "finetune" else 1.0
-    groups = [{"params": [p for n, p in params if n.startswith(head)], "lr": args.lr},  # first: the logged lr
-              {"params": [p for n, p in params if not n.startswith(head)], "lr": args.lr * scale}]
-    return recipe.build_optimizer(groups, args)
+    return recipe.build_optimizer(recipe.head_backbone_groups(model, tuple(f"{h}." for h in HEAD[name]), args.lr,
+                                                              scale), args)
 
 
 # ----------------------------------------------------------------------------------------------------------------- main
-def initialise(model: nn.Module, args: argparse.Namespace, rt: runtime.Runtime) -> None:
-    """--resume: the checkpoint's weights now already (the features method extracts vectors before the loop restores
-    it), after checking it is a run of this --model and --method. --weights: shape-matched loading, report printed and
-    saved as JSON next to the checkpoints."""
-    if rt.resume is not None:
-        method = rt.resume.get("extra", {}).get("method")
-        if method != args.method or rt.resume.get("model_name") != args.model:
-            raise UserError(f"--resume {args.resume} is a --model {rt.resume.get('model_name')} --method {method} run, "
-                            f"not --model {args.model} --method {args.method}")
-        try:
-            model.load_state_dict(rt.resume["model"])
-        except RuntimeError as exc:
-            raise UserError(f"--resume {args.resume} does not fit this model "
-                            f"({str(exc).splitlines()[0][:160]})") from None
-    if args.weights:
-        report = load_matching(model, args.weights, log=print if rt.is_main else None)
-        if rt.is_main:
-            text = json.dumps({"source": str(args.weights), "model": args.model, **report.as_dict()}, indent=1)
-            (runtime.prepare_output(args, rt) / "weights_report.json").write_text(text + "\n")
-
-
 def main(argv: list[str] | None = None) -> dict:
     args = get_args_parser().parse_args(argv)
     check_args(args)
     rt = runtime.setup(args)
+    if rt.resume is not None and (rt.resume.get("extra", {}).get("method"), rt.resume.get("model_name")) != \
+            (args.method, args.model):
+        raise UserError(f"--resume {args.resume} is a --model {rt.resume.get('model_name')} --method "
+                        f"{rt.resume.get('extra', {}).get('method')} run, not --model {args.model} --method {args.method}")
     image_size = args.image_size or (224 if args.data == "imagefolder" else 32)
     train_set, val_set, classes = load_data(args, image_size)
-    if len(train_set) // rt.world_size < args.batch_size:
-        raise UserError(f"--batch-size {args.batch_size} is larger than the training set per process "
-                        f"({len(train_set)} images, {rt.world_size} process(es))")
     if rt.is_main:
         print(f"train set: {len(train_set)} images, val set: {len(val_set)} images, {len(classes)} classes "
               f"({args.data}, {rt.device}), --method {args.method}")
+    # the image methods' loaders (synthetic: on the device, random shifts of size/8 px and flips), and preprocessing
+    train_loader, val_loader, _, preprocess = classification_loaders(
+        args, rt, image_size, sets=(train_set, val_set), crop_padding=image_size // 8, drop_last=True)
     model = build_model(args.model, num_classes=len(classes))
-    initialise(model, args, rt)
+    if rt.resume is not None:  # now already: the features method extracts vectors before the loop restores it
+        engine.load_weights(rt.resume, model, args.resume)
+    load_weights_arg(model, args, rt)  # shape-matched; report printed and saved as weights_report.json
     optimizer = make_optimizer(model, args.model, args)
-    scheduler = recipe.build_scheduler(optimizer, args)
     phase = {}
 
     def on_epoch_start(epoch: int, net: nn.Module, opt: torch.optim.Optimizer) -> None:
@@ -205,11 +165,8 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"epoch {epoch + 1}: {k}/{len(STAGES[args.model])} backbone stages frozen, "
                       f"{phase['trainable']:,} trainable parameters", flush=True)
 
-    # the image methods' loaders (synthetic: on the device, random shifts of size/8 px and flips), and preprocessing
-    train_loader, val_loader, _, preprocess = classification_loaders(
-        args, rt, image_size, sets=(train_set, val_set), crop_padding=image_size // 8, drop_last=True)
     summary, net = {}, model
-    if args.method == "features":
+    if args.method == "features":  # Extract Feature Vector: the frozen backbone once, then the head on the vectors
         set_frozen(model, args.model, len(STAGES[args.model]))
         vectors, summary["feature_cache"] = cached_features(
             model, feature_extractor(model, args.model), args.model, tuple(f"{h}." for h in HEAD[args.model]),
@@ -221,8 +178,9 @@ def main(argv: list[str] | None = None) -> dict:
                        extra={"method": args.method, "freeze_epochs": args.freeze_epochs,
                               "freeze_stages": frozen_stages(args, args.epochs - 1), "weights": args.weights})
     summary.update(engine.fit(net, recipe.build_criterion(args), optimizer, train_loader, val_loader, args=args, rt=rt,
-                              metric=metrics.classification_metric(len(classes)), meta=meta, scheduler=scheduler,
-                              on_epoch_start=on_epoch_start, batch_transform=recipe.mix_batches(args, len(classes))))
+                              metric=metrics.classification_metric(len(classes)), meta=meta,
+                              scheduler=recipe.build_scheduler(optimizer, args), on_epoch_start=on_epoch_start,
+                              batch_transform=recipe.mix_batches(args, len(classes))))
     summary["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return summary
 

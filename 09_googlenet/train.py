@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import cli, engine, metrics, recipe, runtime  # noqa: E402
 from common.classification import add_augment_arg, classification_loaders  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
-from common.weights import freeze, is_weights_name, load_matching  # noqa: E402
+from common.weights import freeze, is_weights_name, load_weights_arg  # noqa: E402
 from model import MODELS, GoogLeNetLoss, build_model  # noqa: E402
 
 SYNTHETIC_SIZE = 4000
@@ -70,8 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
     if rt.is_main:
         params = sum(p.numel() for p in model.parameters())
         print(f"{args.model} {kwargs}: {params / 1e6:.2f}M parameters; {len(classes)} classes ({args.data}, {size}px)")
-    if args.weights:
-        load_matching(model, args.weights, log=print if rt.is_main else None)
+    load_weights_arg(model, args, rt)
     if args.freeze_features:
         freeze(model, FEATURE_PREFIXES)
     optimizer = recipe.build_optimizer(model.parameters(), args)

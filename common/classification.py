@@ -158,6 +158,7 @@ def classification_loaders(args: argparse.Namespace, rt: Runtime, size: int, *, 
         n = args.synthetic_size or synthetic_size
         train, val = sets or (SyntheticShapes(n, image_size=size, seed=args.seed, split="train"),
                               SyntheticShapes(max(n // 4, 1), image_size=size, seed=args.seed, split="val"))
+        _check_full_batch(train, args, rt, drop_last)
         shard = dict(device=rt.device, seed=args.seed, rank=rt.rank, world_size=rt.world_size, mean=mean, std=std)
         eval_batch = args.eval_batch_size or 2 * args.batch_size
         loaders = (TensorLoader(train.data, train.targets, args.batch_size, train=True, flip=augment,
@@ -184,4 +185,12 @@ def classification_loaders(args: argparse.Namespace, rt: Runtime, size: int, *, 
         train, val = load_cifar10(args.data_path, args.download, train_tf, val_tf)
     else:
         train, val = load_imagefolder(args.data_path, train_tf, val_tf, skip_bad=args.skip_bad)
+    _check_full_batch(train, args, rt, drop_last)
     return *data.make_loaders(train, val, args, rt, drop_last=drop_last), train.classes, preprocess
+
+
+def _check_full_batch(train: Any, args: argparse.Namespace, rt: Runtime, drop_last: bool) -> None:
+    """With `drop_last`, a training set smaller than one batch per process would train on nothing, silently."""
+    if drop_last and len(train) // rt.world_size < args.batch_size:
+        raise UserError(f"--batch-size {args.batch_size} is larger than the training set per process "
+                        f"({len(train)} images, {rt.world_size} process(es)): no full batch to train on")

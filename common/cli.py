@@ -87,12 +87,9 @@ def check_args(args: argparse.Namespace) -> None:
         args.output_dir = args.resume.parent if args.resume is not None else args.default_output_dir
     if args.test_only and args.resume is None and args.weights is None:
         raise UserError("--test-only evaluates a trained model: give --resume CHECKPOINT or --weights")
-    positive = {"--epochs": args.epochs, "--batch-size": args.batch_size, "--print-freq": args.print_freq,
-                "--eval-batch-size": args.eval_batch_size, "--limit-batches": args.limit_batches,
-                "--synthetic-size": args.synthetic_size}
-    for flag, value in positive.items():
-        if value is not None and value < 1:
-            raise UserError(f"{flag} must be at least 1, got {value}")
+    check_at_least({"--epochs": args.epochs, "--batch-size": args.batch_size, "--print-freq": args.print_freq,
+                    "--eval-batch-size": args.eval_batch_size, "--limit-batches": args.limit_batches,
+                    "--synthetic-size": args.synthetic_size}, 1)
     if not args.lr > 0:
         raise UserError(f"--lr must be positive, got {args.lr}")
     if getattr(args, "weight_decay", 0) < 0:  # the folders that have these flags
@@ -116,6 +113,13 @@ def check_args(args: argparse.Namespace) -> None:
         check_recipe_args(args)
     if args.data_path.exists() and not args.data_path.is_dir():
         raise UserError(f"--data-path {args.data_path} is a file, not a folder")
+
+
+def check_at_least(values: dict[str, int | None], minimum: int, why: str | None = None) -> None:
+    """`UserError` "--flag must be at least N, got V" for the first flag below `minimum` (None: not given)."""
+    for flag, value in values.items():
+        if value is not None and value < minimum:
+            raise UserError(f"{flag} must be at least {minimum}" + (f" ({why})" if why else "") + f", got {value}")
 
 
 def resolve_device(spec: str) -> torch.device:

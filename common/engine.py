@@ -189,7 +189,7 @@ def check_resumable(ckpt: dict[str, Any], meta: Meta, args: argparse.Namespace) 
                     f"a new run")
 
 
-def _load_weights(ckpt: dict[str, Any], model: nn.Module, path: Any, key: str = "model") -> None:
+def load_weights(ckpt: dict[str, Any], model: nn.Module, path: Any, key: str = "model") -> None:
     """The `--resume` checkpoint's weights `ckpt[key]` into `model`, strictly; a misfit names the weights that differ."""
     try:
         unwrap(model).load_state_dict(ckpt[key])
@@ -208,11 +208,11 @@ def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Opti
         raise UserError(f"--resume {path} was trained {'with' if 'train_model' in ckpt else 'without'} --model-ema; "
                         "resume it the same way")
     if ema is not None:
-        _load_weights(ckpt, model, path, key="train_model")
-        _load_weights(ckpt, ema.module, path)
+        load_weights(ckpt, model, path, key="train_model")
+        load_weights(ckpt, ema.module, path)
         ema.n_averaged.fill_(int(ckpt["ema_updates"]))
     else:
-        _load_weights(ckpt, model, path)
+        load_weights(ckpt, model, path)
     try:
         optimizer.load_state_dict(ckpt["optimizer"])
         for group, hyper in zip(optimizer.param_groups, fresh):
@@ -322,7 +322,7 @@ def test_only(model: nn.Module, criterion: Callable, val_loader: Iterable, *, ar
     already loaded) on the validation set; print the metrics and a per-class table; write `eval.json` (metrics, per
     class, checkpoint, data) into `--output-dir`. Trains nothing, writes no checkpoint or event file."""
     if rt.resume is not None:
-        _load_weights(rt.resume, model, args.resume)
+        load_weights(rt.resume, model, args.resume)
     metrics = evaluate(model, criterion, val_loader, metric, rt, limit=args.limit_batches)
     per_class = per_class_metrics(metrics, meta.class_names)
     report = {"metrics": {k: v for k, v in metrics.items() if isinstance(v, float)},

@@ -97,6 +97,15 @@ def build_optimizer(params: Iterable[nn.Parameter] | list[dict[str, Any]], args:
     return torch.optim.SGD(params, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
 
 
+def head_backbone_groups(model: nn.Module, head: tuple[str, ...], lr: float, backbone_lr_scale: float
+                         ) -> list[dict[str, Any]]:
+    """Two param groups over all parameters, for `build_optimizer`: the head (names starting with a `head` prefix) at
+    `lr` first (the group whose LR is logged), the backbone at `lr × backbone_lr_scale` (fine-tuning's smaller steps)."""
+    params = list(model.named_parameters())
+    return [{"params": [p for n, p in params if n.startswith(head)], "lr": lr},
+            {"params": [p for n, p in params if not n.startswith(head)], "lr": lr * backbone_lr_scale}]
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, args: argparse.Namespace, steps_per_epoch: int = 1
                     ) -> LambdaLR:
     """`--lr-scheduler` after `--lr-warmup-epochs`, as a closed-form `LambdaLR` over `--epochs × steps_per_epoch`

@@ -127,6 +127,22 @@ def shapes_subset(classes: tuple[str, ...], per_class: int, image_size: int, see
     return full
 
 
+TRANSFER_SOURCE = SyntheticShapes.SHAPES[:6]  # 08's synthetic source task ...
+TRANSFER_TARGET = SyntheticShapes.SHAPES[6:]  # ... and its few-shot target: shapes the source never saw
+
+
+def transfer_task(task: str, image_size: int, seed: int, *, source_size: int, shots: int, val_per_class: int
+                  ) -> tuple[SyntheticShapes, SyntheticShapes]:
+    """(train, val) of 08's synthetic `task`: "source", `source_size` images over TRANSFER_SOURCE (val a quarter), or
+    "target", `shots` training and `val_per_class` val images per TRANSFER_TARGET shape."""
+    if task == "source":
+        per_class = max(source_size // len(TRANSFER_SOURCE), 1)
+        return (shapes_subset(TRANSFER_SOURCE, per_class, image_size, seed, "train"),
+                shapes_subset(TRANSFER_SOURCE, max(per_class // 4, 1), image_size, seed, "val"))
+    return (shapes_subset(TRANSFER_TARGET, shots, image_size, seed, "train"),
+            shapes_subset(TRANSFER_TARGET, val_per_class, image_size, seed, "val"))
+
+
 class SyntheticSegmentation(Dataset):
     """VOC-like segmentation: 1-4 objects (disks, squares, triangles, rings and thin bars, some small) on a textured
     background. Masks hold class indices, 0 = background, and a 255 "void" band on object borders like VOC's."""

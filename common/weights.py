@@ -5,6 +5,8 @@ lacks and says nothing about what was skipped. `load_matching` never raises on e
 """
 from __future__ import annotations
 
+import argparse
+import json
 import re
 import types
 from collections.abc import Callable, Iterable, Mapping
@@ -17,6 +19,7 @@ from torch import nn
 
 from .checkpoint import load_file, unwrap
 from .errors import UserError
+from .runtime import Runtime, prepare_output
 
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 TORCHVISION_NAME = re.compile(r"\w+_Weights\.\w+")
@@ -84,6 +87,22 @@ def is_weights_name(source: str | Path | None) -> bool:
     """Whether `source` means a torchvision weights name rather than a file: it looks like one and no such file exists
     (an existing file always wins)."""
     return source is not None and not Path(source).exists() and bool(TORCHVISION_NAME.fullmatch(str(source)))
+
+
+def check_weights_fit(source: str | Path | None, model_name: str, flag: str = "--weights") -> None:
+    """A torchvision weights name must be `model_name`'s own (ResNet18_Weights.* for resnet18), checked before anything
+    is built: another net's entry would load nothing, or shape for shape the wrong thing. Files are checked on loading."""
+    if not is_weights_name(source):
+        return
+    from torchvision.models import get_model_weights
+
+    try:
+        expected = get_model_weights(model_name).__name__
+    except ValueError:  # not a torchvision architecture (e.g. the notes' Tudui)
+        expected = None
+    if str(source).split(".")[0] != expected:
+        raise UserError(f"{flag} {source} does not fit --model {model_name}"
+                        + (f" (use {expected}.IMAGENET1K_V1)" if expected else " (it has no torchvision weights)"))
 
 
 def torchvision_state_dict(name: str, flag: str = "--weights") -> dict[str, torch.Tensor]:
@@ -156,6 +175,20 @@ def load_matching(model: nn.Module, source: Mapping[str, Any] | str | Path,
     unwrap(model).load_state_dict(matched, strict=False)
     if log is not None:
         log(str(report))
+    return report
+
+
+def load_weights_arg(model: nn.Module, args: argparse.Namespace, rt: Runtime) -> LoadReport | None:
+    """`--weights`, the same in every folder: `load_matching`, the report printed on rank 0 and saved as
+    `weights_report.json` in `--output-dir`, so a run's folder says what it started from (not with `--test-only`, which
+    may evaluate inside another run's folder). None without `--weights`."""
+    if not args.weights:
+        return None
+    report = load_matching(model, args.weights, log=print if rt.is_main else None)
+    if rt.is_main and not args.test_only:
+        text = json.dumps({"source": str(args.weights), "model": getattr(args, "model", None), **report.as_dict()},
+                          indent=1)
+        (prepare_output(args, rt) / "weights_report.json").write_text(text + "\n")
     return report
 
 

@@ -239,3 +239,22 @@ def test_notes_layers_forward_order_and_shapes():
     assert m.build_model("tudui").Linear2.out_features == 10 and m.build_model("tudui", 4).Linear2.out_features == 4
     with pytest.raises(ValueError, match=r"^unknown model 'Tom'; choose from \('tudui',\)$"):
         m.build_model("Tom")
+
+
+def test_weights_report_is_saved_beside_the_run_but_not_by_test_only(train, tmp_path):
+    """--weights in every folder (common.weights.load_weights_arg): the load report goes into the run's folder as
+    weights_report.json; --test-only, which may evaluate inside another run's folder, leaves that folder's report alone."""
+    import json
+
+    first = tmp_path / "first"
+    train.main([*FAST, "--epochs", "1", "--limit-batches", "1", "--output-dir", str(first)])
+    second = tmp_path / "second"
+    train.main([*FAST, "--epochs", "1", "--limit-batches", "1", "--weights", str(first / "last.pth"),
+                "--output-dir", str(second)])
+    report = json.loads((second / "weights_report.json").read_text())
+    assert report["source"] == str(first / "last.pth") and report["model"] == "tudui"
+    assert len(report["loaded"]) == 10 and not report["missing"]  # Tudui's 5 weights and 5 biases
+    before = (second / "weights_report.json").read_text()
+    train.main([*FAST, "--test-only", "--weights", str(second / "last.pth"), "--output-dir", str(second)])
+    assert (second / "weights_report.json").read_text() == before and (second / "eval.json").is_file()
+    assert not (first / "weights_report.json").exists()

@@ -758,3 +758,17 @@ def test_confusion_image_is_the_row_shares_in_blues_with_a_label_column():
     assert image[18 + 1, left + 1].tolist() == blues(0.75).tolist()  # row cat, column cat: 3 of 4
     assert image[18 + 20 + 1, left + 1].tolist() == blues(0.0).tolist()  # row dog, column cat: 0 of 4
     assert image[18 + 20 + 1, left + 20 + 1].tolist() == blues(1.0).tolist()
+
+
+def test_a_torchvision_weights_name_must_be_the_models_own():
+    from common.weights import check_weights_fit
+
+    check_weights_fit("ResNet18_Weights.IMAGENET1K_V1", "resnet18")
+    check_weights_fit("no/such/file.pth", "resnet18")  # a path: checked when it is loaded
+    check_weights_fit(None, "tudui")
+    with pytest.raises(UserError, match=r"^--weights VGG16_Weights.IMAGENET1K_V1 does not fit --model resnet18 "
+                                        r"\(use ResNet18_Weights.IMAGENET1K_V1\)$"):
+        check_weights_fit("VGG16_Weights.IMAGENET1K_V1", "resnet18")
+    with pytest.raises(UserError, match=r"^--weights ResNet18_Weights.IMAGENET1K_V1 does not fit --model tudui \(it "
+                                        r"has no torchvision weights\)$"):
+        check_weights_fit("ResNet18_Weights.IMAGENET1K_V1", "tudui")
