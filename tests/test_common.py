@@ -772,3 +772,34 @@ def test_a_torchvision_weights_name_must_be_the_models_own():
     with pytest.raises(UserError, match=r"^--weights ResNet18_Weights.IMAGENET1K_V1 does not fit --model tudui \(it "
                                         r"has no torchvision weights\)$"):
         check_weights_fit("ResNet18_Weights.IMAGENET1K_V1", "tudui")
+
+
+def test_init_distributed_joins_torchruns_group_with_gloo_on_a_cpu(monkeypatch):
+    """In-process, as torchrun would start one rank: RANK/WORLD_SIZE/LOCAL_RANK and the rendezvous address in the
+    environment. (The torchrun tests run in subprocesses, which mutation testing cannot see.)"""
+    import socket
+
+    import torch.distributed as dist
+
+    from common import distributed
+
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    assert distributed.init_distributed(torch.device("cpu")) == (0, 1, torch.device("cpu"))  # no torchrun: alone
+    assert not dist.is_initialized() and not distributed.is_dist()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for key, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": str(port)}.items():
+        monkeypatch.setenv(key, value)
+    try:
+        assert distributed.init_distributed(torch.device("cpu")) == (0, 1, torch.device("cpu"))
+        assert dist.is_initialized() and dist.get_backend() == "gloo" and dist.get_world_size() == 1
+        assert (distributed.is_dist(), distributed.rank(), distributed.world_size()) == (True, 0, 1)
+        assert distributed.init_distributed(torch.device("cpu")) == (0, 1, torch.device("cpu"))  # joined once only
+        total = torch.tensor([2.0, 3.0])
+        assert distributed.all_reduce_sum_(total) is total and total.tolist() == [2.0, 3.0]
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

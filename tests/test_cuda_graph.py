@@ -24,8 +24,10 @@ def args_for(tmp_path, *extra: str) -> argparse.Namespace:
 
 @pytest.mark.parametrize("extra, env, message", [
     (("--device", "cpu"), {}, r"^--cuda-graph needs CUDA \(--device cpu is cpu\)$"),
-    (("--compile",), {}, r"^--cuda-graph and --compile are two ways to graph a step: pick one"),
-    ((), {"WORLD_SIZE": "2"}, r"^--cuda-graph does not run under torchrun with several processes"),
+    (("--compile",), {}, r"^--cuda-graph and --compile are two ways to graph a step: pick one \(--compile-mode "
+                         r"reduce-overhead is torch.compile's CUDA graphs\)$"),
+    ((), {"WORLD_SIZE": "2"}, r"^--cuda-graph does not run under torchrun with several processes \(DDP's gradient hooks "
+                              r"are not captured\); drop --cuda-graph or use one process$"),
 ])
 def test_cuda_graph_is_refused_where_it_cannot_run(tmp_path, monkeypatch, extra, env, message):
     for key, value in env.items():
