@@ -178,3 +178,17 @@ def test_a_rank_other_than_0_prints_its_own_error_after_the_grace_period(monkeyp
         with pytest.raises(SystemExit) as exited:
             errors.cli_main(fail)
         assert exited.value.code == code and capsys.readouterr().err == line
+
+
+def test_a_folder_that_cannot_be_created_is_named_with_the_ancestor_that_refuses(tmp_path, monkeypatch):
+    """`os.access` decides (as root every folder is writable, so the refusal is simulated): the message names the flag,
+    the folder asked for and the existing ancestor that would not take a new folder; nothing is created."""
+    import os
+
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path)
+    with pytest.raises(UserError) as info:
+        cli.ensure_writable_dir(tmp_path / "a" / "b", "--feature-cache")
+    assert str(info.value) == f"--feature-cache {tmp_path / 'a' / 'b'} is not writable (cannot create folders in {tmp_path})"
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "c").mkdir()
+    cli.ensure_writable_dir(tmp_path / "c")  # an existing folder is proved by writing into it, not by os.access
