@@ -22,12 +22,13 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import cli, data, engine, metrics, recipe, runtime  # noqa: E402
+from common import cli, engine, metrics, recipe, runtime  # noqa: E402
 from common.classification import (IMAGENET_MEAN, IMAGENET_STD, add_augment_arg,  # noqa: E402
                                    classification_loaders, imagefolder_or_hymenoptera)
-from common.feature_cache import cached_features  # noqa: E402
+from common.feature_cache import feature_loaders  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
-from common.synthetic import TRANSFER_SOURCE as SOURCE_CLASSES, TRANSFER_TARGET as TARGET_CLASSES, transfer_task  # noqa: E402
+from common.synthetic import TRANSFER_SOURCE as SOURCE_CLASSES, TRANSFER_TARGET as TARGET_CLASSES  # noqa: E402, F401
+from common.synthetic import add_transfer_task_args, transfer_task  # noqa: E402
 from common.weights import check_weights_fit, freeze, load_weights_arg, unfreeze  # noqa: E402
 from model import HEAD, MODELS, STAGES, HeadOnly, build_model, feature_extractor  # noqa: E402
 
@@ -53,11 +54,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-size", type=int, default=None,
                         help="input size (default: 224 for imagefolder, 32 for synthetic)")
     add_augment_arg(parser)  # the image methods; features trains on unaugmented vectors
-    parser.add_argument("--synthetic-task", default="target", choices=("source", "target"),
-                        help=f"source: {', '.join(SOURCE_CLASSES)} (--synthetic-size images); "
-                             f"target: {', '.join(TARGET_CLASSES)}, --shots per class (default: %(default)s)")
-    parser.add_argument("--shots", type=int, default=20, help="target task: training images per class (default: 20)")
-    parser.add_argument("--val-per-class", type=int, default=50, help="target task: val images per class (default: 50)")
+    add_transfer_task_args(parser)  # --synthetic-task source|target, --shots, --val-per-class
     parser.add_argument("--feature-cache", type=Path, default=None,
                         help="features: where cached vectors live (default: <output-dir>/feature_cache)")
     recipe.add_recipe_args(parser, momentum=0.9, weight_decay=1e-4, lr_scheduler="cosine")
@@ -168,11 +165,9 @@ def main(argv: list[str] | None = None) -> dict:
     summary, net = {}, model
     if args.method == "features":  # Extract Feature Vector: the frozen backbone once, then the head on the vectors
         set_frozen(model, args.model, len(STAGES[args.model]))
-        vectors, summary["feature_cache"] = cached_features(
+        train_loader, val_loader, summary["feature_cache"] = feature_loaders(
             model, feature_extractor(model, args.model), args.model, tuple(f"{h}." for h in HEAD[args.model]),
-            {"train": train_set, "val": val_set}, preprocess, args.feature_cache or args.output_dir / "feature_cache",
-            rt, args.eval_batch_size or 2 * args.batch_size, args.workers)
-        train_loader, val_loader = data.make_loaders(vectors["train"], vectors["val"], args, rt, drop_last=True)
+            {"train": train_set, "val": val_set}, preprocess, args, rt)
         net = HeadOnly(model, args.model)
     meta = engine.Meta(model_name=args.model, class_names=list(classes), preprocess=preprocess,
                        extra={"method": args.method, "freeze_epochs": args.freeze_epochs,

@@ -103,3 +103,16 @@ def cached_features(model: nn.Module, extractor: nn.Module, name: str, head: tup
               f"of {cache['train'].shape[1]})")
     return ({s: TensorDataset(cache[s], cache[f"{s}_labels"]) for s in sets},
             {"path": str(path), "reused": reused, "seconds": seconds})
+
+
+def feature_loaders(model: nn.Module, extractor: nn.Module, name: str, head: tuple[str, ...], sets: dict[str, Any],
+                    preprocess: dict[str, Any], args: Any, rt: Runtime) -> tuple[Any, Any, dict[str, Any]]:
+    """08's Extract Feature Vector: the vectors of `sets` ({"train", "val"}) from the cache (`--feature-cache`, default
+    `<output-dir>/feature_cache`) or extracted once, as train/val DataLoaders (`--batch-size`, the last partial batch
+    dropped); and the cache's {"path", "reused", "seconds"}."""
+    from .data import make_loaders
+
+    vectors, info = cached_features(model, extractor, name, head, sets, preprocess,
+                                    args.feature_cache or args.output_dir / "feature_cache", rt,
+                                    args.eval_batch_size or 2 * args.batch_size, args.workers)
+    return (*make_loaders(vectors["train"], vectors["val"], args, rt, drop_last=True), info)

@@ -6,6 +6,7 @@ to disk in the real layouts, so the real loaders are what the tests exercise.
 """
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,15 @@ def shapes_subset(classes: tuple[str, ...], per_class: int, image_size: int, see
 
 TRANSFER_SOURCE = SyntheticShapes.SHAPES[:6]  # 08's synthetic source task ...
 TRANSFER_TARGET = SyntheticShapes.SHAPES[6:]  # ... and its few-shot target: shapes the source never saw
+
+
+def add_transfer_task_args(parser: argparse.ArgumentParser) -> None:
+    """08's `--synthetic-task`, `--shots` and `--val-per-class` (what `transfer_task` takes)."""
+    parser.add_argument("--synthetic-task", default="target", choices=("source", "target"),
+                        help=f"source: {', '.join(TRANSFER_SOURCE)} (--synthetic-size images); "
+                             f"target: {', '.join(TRANSFER_TARGET)}, --shots per class (default: %(default)s)")
+    parser.add_argument("--shots", type=int, default=20, help="target task: training images per class (default: 20)")
+    parser.add_argument("--val-per-class", type=int, default=50, help="target task: val images per class (default: 50)")
 
 
 def transfer_task(task: str, image_size: int, seed: int, *, source_size: int, shots: int, val_per_class: int
