@@ -71,3 +71,34 @@ def test_overlay_has_the_image_size_and_predict_writes_one_cam_per_image(tmp_pat
     for name in ("a", "b"):
         assert Image.open(tmp_path / "run" / "cam" / f"{name}_cam.png").size == (32, 32)
     assert capsys.readouterr().out.count("Grad-CAM of ") == 2
+
+
+def test_the_overlay_blends_the_jet_map_upsampled_bilinearly_by_alpha() -> None:
+    """Pixel values, not only the size: (1 − α)·image + α·jet(cam), the cam upsampled with bilinear interpolation."""
+    import matplotlib
+    import numpy as np
+
+    image = Image.new("RGB", (4, 2), (100, 150, 200))
+    cam = torch.tensor([[0.0, 1.0]])  # a left-to-right ramp once upsampled to 4 columns
+    ramp = np.asarray(Image.fromarray(np.array([[0, 255]], np.uint8)).resize((4, 2), Image.BILINEAR)) / 255.0
+    assert len(set(ramp[0].round(3))) == 4  # bilinear: four distinct columns (nearest would give two)
+    for alpha in (0.25, 0.5):
+        heat = matplotlib.colormaps["jet"](ramp)[..., :3]
+        expected = ((1 - alpha) * np.array([100, 150, 200]) / 255 + alpha * heat) * 255
+        got = cam_overlay(image, cam, alpha) if alpha != 0.5 else cam_overlay(image, cam)  # 0.5: the default
+        assert np.abs(np.asarray(got, dtype=np.float64) - expected).max() <= 0.5 + 1e-6, alpha
+
+
+def test_a_model_without_a_spatial_map_is_named_in_the_error() -> None:
+    import pytest
+
+    class Flat(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x.mean((2, 3)))
+
+    with pytest.raises(ValueError, match=r"^Flat has no module with a spatial feature map to explain"):
+        last_feature_map(Flat(), torch.zeros(1, 3, 4, 4))

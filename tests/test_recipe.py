@@ -229,3 +229,28 @@ def test_deterministic_algorithms_follow_the_flag(tmp_path):
         assert not torch.are_deterministic_algorithms_enabled()
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_the_segmentation_warmup_is_one_percent_of_the_steps_at_least_one_and_never_all_of_them():
+    """The seg recipe's default warmup (no --lr-warmup-epochs): ceil(1 % of the steps), at least 1 and at most
+    total − 1, from 0.1 × lr; a 2-step run still warms up for its first step and trains its second at the full lr."""
+    import argparse
+
+    from torch import nn
+
+    from common import cli, recipe
+
+    for epochs, steps_per_epoch, warmup in ((2, 1, 1), (10, 100, 10)):
+        parser = argparse.ArgumentParser()
+        cli.add_common_args(parser, folder="x", data_choices=("synthetic",), epochs=epochs, batch_size=2, lr=0.1)
+        recipe.add_recipe_args(parser, classification=False, momentum=0.9, weight_decay=1e-4, lr_scheduler="poly",
+                               lr_warmup_epochs=None)
+        args = parser.parse_args([])
+        optimizer = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=args.lr)
+        scheduler = recipe.build_scheduler(optimizer, args, steps_per_epoch=steps_per_epoch)
+        lrs = []
+        for _ in range(warmup + 1):
+            lrs.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        assert lrs[0] == pytest.approx(0.01) and lrs[warmup - 1] < 0.1 and lrs[warmup] == pytest.approx(0.1)
