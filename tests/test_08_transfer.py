@@ -119,7 +119,7 @@ def test_each_method_trains_a_step(mod, train, source, tmp_path, method, k):
     assert len(report["loaded"]) == len(src) - 2 and report["missing"] == report["unexpected"] == []
 
 
-def test_feature_cache_is_reused_and_invalidated(mod, train, source, tmp_path, monkeypatch):
+def test_feature_cache_is_reused_and_invalidated(mod, train, source, tmp_path, monkeypatch, capsys):
     cache = tmp_path / "cache"
 
     def run(out, weights=source, *extra):
@@ -146,6 +146,9 @@ def test_feature_cache_is_reused_and_invalidated(mod, train, source, tmp_path, m
         m.setattr(feature_cache, "extract_features", no_extraction)
         again = run("b")
     assert again["reused"] and again["path"] == first["path"]
+    printed = capsys.readouterr().out
+    assert f"feature cache: reused {first['path']} (16 train + 16 val vectors of 512)" in printed, printed
+    assert f"s into {first['path']} (16 train + 16 val vectors of 512)" in printed  # extracted in …s into …
 
     altered = torch.load(source, weights_only=True)
     altered["model"]["layer4.1.bn2.running_var"] += 0.5  # a statistic, not a parameter: still the backbone
