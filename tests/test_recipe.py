@@ -93,7 +93,9 @@ def test_adamw_and_bad_recipe_values():
                            (("--mixup-alpha", "-1"), "--mixup-alpha must be >= 0, got -1"),
                            (("--lr-warmup-decay", "0"), r"--lr-warmup-decay must be in \(0, 1\], got 0"),
                            (("--clip-grad-norm", "0"), "--clip-grad-norm must be positive, got 0.0"),
-                           (("--model-ema-decay", "1"), r"--model-ema-decay must be in \(0, 1\), got 1.0")]:
+                           (("--model-ema-decay", "1"), r"--model-ema-decay must be in \(0, 1\), got 1.0"),
+                           (("--lr-gamma", "0"), r"--lr-gamma must be > 0, got 0$"),
+                           (("--lr-step-size", "0"), r"--lr-step-size must be >= 1, got 0")]:
         with pytest.raises(UserError, match=f"^{message}"):
             cli.check_args(recipe_args(*flags))
 
