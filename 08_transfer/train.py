@@ -135,10 +135,11 @@ def main(argv: list[str] | None = None) -> dict:
     args = get_args_parser().parse_args(argv)
     check_args(args)
     rt = runtime.setup(args)
-    if rt.resume is not None and (rt.resume.get("extra", {}).get("method"), rt.resume.get("model_name")) != \
-            (args.method, args.model):
-        raise UserError(f"--resume {args.resume} is a --model {rt.resume.get('model_name')} --method "
-                        f"{rt.resume.get('extra', {}).get('method')} run, not --model {args.model} --method {args.method}")
+    if rt.resume is not None:  # another --model/--method run's weights could load shape for shape
+        ran = (rt.resume.get("model_name"), rt.resume.get("extra", {}).get("method"))
+        if ran != (args.model, args.method):
+            raise UserError(f"--resume {args.resume} is a --model {ran[0]} --method {ran[1]} run, "
+                            f"not --model {args.model} --method {args.method}")
     image_size = args.image_size or (224 if args.data == "imagefolder" else 32)
     train_set, val_set, classes = load_data(args, image_size)
     if rt.is_main:

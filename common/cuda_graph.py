@@ -40,6 +40,8 @@ class GraphedStep:
         return all(a.shape == b.shape and a.dtype == b.dtype for a, b in ((images, self.images), (targets, self.targets)))
 
     def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if not self.fits(images, targets):
+            return self.eager(images, targets)
         if self.graph is None:
             self._capture(images, targets)
         self.images.copy_(images)

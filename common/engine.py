@@ -86,7 +86,7 @@ def train_one_epoch(model: nn.Module, criterion: Callable, optimizer: torch.opti
                 images, targets = batch_transform(images, targets)
             lr = optimizer.param_groups[0]["lr"]  # the LR this step trains with, before a per-step scheduler moves it
             if graphed is not None:  # gradients into the graph's own tensors, replayed or (other shape) eager
-                loss = graphed(images, targets) if graphed.fits(images, targets) else graphed.eager(images, targets)
+                loss = graphed(images, targets)
             else:
                 with autocast(rt):
                     output = model(images)
@@ -157,8 +157,8 @@ def _set_epoch(loader: Any, epoch: int) -> None:
 # Flags a resumed run may change: how long, where, how fast, how it is logged; the optimizer's hyperparameters (--lr,
 # --weight-decay, --momentum) apply from the flags too. Anything else (architecture, preprocessing, data) must match.
 RESUMABLE_ARGS = {"epochs", "resume", "overwrite", "output_dir", "device", "workers", "print_freq", "limit_batches",
-                  "amp", "channels_last", "cudnn_benchmark", "compile", "compile_mode", "cuda_graph", "eval_batch_size", "batch_size", "lr",
-                  "weight_decay", "momentum", "download", "data_path", "skip_bad", "weights", "default_output_dir",
+                  "amp", "channels_last", "cudnn_benchmark", "compile", "compile_mode", "cuda_graph", "eval_batch_size",
+                  "batch_size", "lr", "weight_decay", "momentum", "download", "data_path", "skip_bad", "weights", "default_output_dir",
                   "lr_scheduler", "lr_step_size", "lr_gamma", "lr_warmup_epochs", "lr_warmup_method", "lr_warmup_decay",
                   "label_smoothing", "mixup_alpha", "cutmix_alpha", "random_erase", "auto_augment", "clip_grad_norm",
                   "model_ema_decay", "use_deterministic_algorithms", "sync_bn"}

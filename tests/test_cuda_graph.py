@@ -58,6 +58,12 @@ def test_the_eager_path_writes_into_the_existing_gradient_tensors():
         assert p.grad is tensor  # same memory: a later replay's gradients are the ones the optimizer reads
         torch.testing.assert_close(p.grad, q.grad)
     assert step.fits(x, y)  # nothing captured yet: any batch fits and will set the shape
+    step.graph = object()  # as if captured for batches of 8: a batch of 5 must not reach the graph
+    step.images, step.targets = torch.empty(8, 3, 6, 6), torch.zeros(8, dtype=torch.long)
+    assert not step.fits(x, y)
+    torch.testing.assert_close(step(x, y), loss)
+    for p, q in zip(step.params, reference.parameters()):
+        torch.testing.assert_close(p.grad, q.grad)  # zeroed and written again, not added to the last batch's
 
 
 def run(tmp_path, name: str, *extra: str, batches: int = 7) -> nn.Module:
