@@ -8,7 +8,7 @@ Both train the notes' Tudui net for 10 epochs (SGD lr 1e-2, batch 64) on the sam
   epochs (0.100 on an H200, benchmarks/README.md), and an accuracy comparison would say nothing;
 - train.py: `03_cifar_train/train.py` with its defaults (device-resident TensorLoader, bf16 autocast, channels_last,
   cudnn.benchmark, no per-step host sync, checkpoints and TensorBoard each epoch) called in-process with the same data;
-- every `--variant "FLAGS"` adds a train.py row with extra flags (e.g. "--compile" or "--loader dataloader -j 4").
+- every `--variant="FLAGS"` adds a train.py row with extra flags (e.g. "--compile" or "--loader dataloader -j 4").
 Wall time covers building the loaders to the last evaluation (data generation excluded, identical for both); accuracy is
 the test accuracy after the last epoch. Target (issue 8): train.py ≥ 15× faster at equal accuracy (±1 %).
 The physical ceiling: the bare forward/backward/step loop on one pre-made device batch of 64 (train.py's AMP and
@@ -38,6 +38,8 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 
 from timing import load, machine, table
+
+from common.errors import UserError, cli_main  # timing put the repo root on sys.path
 
 
 def notes_loop(model: nn.Module, train_data, test_data, device: torch.device, epochs: int, log_dir: Path) -> float:
@@ -87,8 +89,8 @@ def load_data(args: argparse.Namespace):
             train = torchvision.datasets.CIFAR10(root=args.data_path, train=True, download=False)
             test = torchvision.datasets.CIFAR10(root=args.data_path, train=False, download=False)
         except RuntimeError:
-            raise SystemExit(f"CIFAR-10 not found under {args.data_path}; run 03_cifar_train/train.py --download once, "
-                             "or use --data synthetic") from None
+            raise UserError(f"CIFAR-10 not found under {args.data_path}; run 03_cifar_train/train.py --download once, "
+                            "or use --data synthetic") from None
         return train, test, train.classes
     from common.synthetic import SyntheticShapes
     train = SyntheticShapes(args.train_size, seed=args.seed, split="train")
@@ -157,7 +159,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--epochs", type=int, default=10, help="the notes' 10 (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every run (default: %(default)s)")
     parser.add_argument("--variant", action="append", default=[], metavar="FLAGS",
-                        help="extra train.py flags for one more row, e.g. --variant '--compile' (repeatable)")
+                        help="extra train.py flags for one more row, e.g. --variant=--cuda-graph (with '=', as "
+                             "the value starts with --) (repeatable)")
     parser.add_argument("--skip-notes", action="store_true", help="time only the train.py rows")
     parser.add_argument("--notes-transform", default="normalize", choices=("totensor", "normalize"),
                         help="the notes' loop's transform: ToTensor as written, or + Normalize as train.py "
@@ -165,7 +168,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("CUDA is not available on this machine; pass --device cpu to check the code path on a CPU")
+        raise UserError("CUDA is not available on this machine; pass --device cpu to check the code path on a CPU")
     train_set, test_set, classes = load_data(args)
     train_mod = load("03_cifar_train", "train")
     warm_up(device)
@@ -230,4 +233,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    cli_main(main)
