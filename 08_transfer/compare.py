@@ -43,7 +43,9 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 from common import cli, experiment, schedule  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
+from common.classification import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from common.feature_cache import extract_features  # noqa: E402
+from common.synthetic import TRANSFER_SOURCE  # noqa: E402
 from common.tensor_loader import TensorLoader  # noqa: E402
 from common.weights import load_matching  # noqa: E402
 import train  # noqa: E402
@@ -153,7 +155,7 @@ class Target:
         pad = self.config.image_size // 8 if train_mode else 0
         return TensorLoader(data.data[index], np.asarray(data.targets)[index], self.config.batch, train=train_mode,
                             drop_last=train_mode, device=self.device, seed=self.seed, crop_padding=pad,
-                            flip=train_mode, mean=train.MEAN, std=train.STD)
+                            flip=train_mode, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
     def transferred(self, source: dict | None) -> nn.Module:
         """A target model: random (seeded) initialisation, then the source's tensors wherever name and shape match."""
@@ -190,7 +192,7 @@ class Target:
 
 def pretrain_source(config: Config, seed: int, device: str, output_dir: Path) -> tuple[dict, float]:
     """train.py's source run (scratch on the six source shapes) for this seed: (state_dict, source val accuracy)."""
-    images = config.source_size // len(train.SOURCE_CLASSES) * len(train.SOURCE_CLASSES)  # what train.py draws
+    images = config.source_size // len(TRANSFER_SOURCE) * len(TRANSFER_SOURCE)  # what train.py draws
     summary = train.main(["--model", config.model, "--synthetic-task", "source", "--method", "scratch",
                           "--synthetic-size", str(config.source_size), "--epochs", str(config.source_epochs),
                           "-b", str(min(32, images)), "--lr", str(config.source_lr),
@@ -287,8 +289,8 @@ def config_from(args: argparse.Namespace) -> Config:
                         ("--threads", args.threads), ("--seeds", args.seeds or 1)):
         if value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
-    if config.source_size < len(train.SOURCE_CLASSES):
-        raise UserError(f"--source-size must be at least {len(train.SOURCE_CLASSES)} (one image per source class)")
+    if config.source_size < len(TRANSFER_SOURCE):
+        raise UserError(f"--source-size must be at least {len(TRANSFER_SOURCE)} (one image per source class)")
     if len(set(config.shots)) != len(config.shots):
         raise UserError(f"--shots must be distinct, got {list(config.shots)}")
     return config

@@ -23,17 +23,14 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import cli, engine, metrics, recipe, runtime  # noqa: E402
-from common.classification import (IMAGENET_MEAN, IMAGENET_STD, add_augment_arg,  # noqa: E402
-                                   classification_loaders, imagefolder_or_hymenoptera)
+from common.classification import add_augment_arg, classification_loaders, imagefolder_or_hymenoptera  # noqa: E402
 from common.feature_cache import feature_loaders  # noqa: E402
 from common.errors import UserError, cli_main  # noqa: E402
-from common.synthetic import TRANSFER_SOURCE as SOURCE_CLASSES, TRANSFER_TARGET as TARGET_CLASSES  # noqa: E402, F401
 from common.synthetic import add_transfer_task_args, transfer_task  # noqa: E402
 from common.weights import check_weights_fit, freeze, load_weights_arg, unfreeze  # noqa: E402
 from model import HEAD, MODELS, STAGES, HeadOnly, build_model, feature_extractor  # noqa: E402
 
 METHODS = ("scratch", "freeze", "features", "finetune")
-MEAN, STD = IMAGENET_MEAN, IMAGENET_STD
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -43,8 +40,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default="resnet18", choices=MODELS,
                         help="backbone (tudui: the notes' CIFAR net) (default: %(default)s)")
     parser.add_argument("--method", default="finetune", choices=METHODS,
-                        help="scratch: random init; freeze: train only the head; features: cache the frozen backbone's "
-                             "features once, then train the head; finetune: train everything (default: %(default)s)")
+                        help="how the source model is transferred: see --method above (default: %(default)s)")
     parser.add_argument("--freeze-stages", type=int, default=None, metavar="K",
                         help="finetune: backbone stages frozen throughout, input side first (default: a majority)")
     parser.add_argument("--freeze-epochs", type=int, default=0, metavar="N",
@@ -88,18 +84,6 @@ def check_args(args: argparse.Namespace) -> None:
     check_weights_fit(args.weights, args.model)
 
 
-# ---------------------------------------------------------------------------------------------------------------- data
-def load_data(args: argparse.Namespace, image_size: int) -> tuple[object, object, list[str]]:
-    """ImageFolder (or hymenoptera) sets, or the synthetic source task (--synthetic-size images) or few-shot target
-    task (--shots per class): disjoint shapes, so the target is new to the source model."""
-    if args.data == "imagefolder":
-        train, val = imagefolder_or_hymenoptera(args.data_path, args.download, args.skip_bad)
-    else:
-        train, val = transfer_task(args.synthetic_task, image_size, args.seed, source_size=args.synthetic_size or 3000,
-                                   shots=args.shots, val_per_class=args.val_per_class)
-    return train, val, train.classes
-
-
 # ------------------------------------------------------------------------------------------------------ freeze phases
 def frozen_stages(args: argparse.Namespace, epoch: int) -> int:
     """How many backbone stages (input side first) are frozen during `epoch` (0-based)."""
@@ -135,13 +119,13 @@ def main(argv: list[str] | None = None) -> dict:
     args = get_args_parser().parse_args(argv)
     check_args(args)
     rt = runtime.setup(args)
-    if rt.resume is not None:  # another --model/--method run's weights could load shape for shape
-        ran = (rt.resume.get("model_name"), rt.resume.get("extra", {}).get("method"))
-        if ran != (args.model, args.method):
-            raise UserError(f"--resume {args.resume} is a --model {ran[0]} --method {ran[1]} run, "
-                            f"not --model {args.model} --method {args.method}")
     image_size = args.image_size or (224 if args.data == "imagefolder" else 32)
-    train_set, val_set, classes = load_data(args, image_size)
+    if args.data == "imagefolder":  # ImageFolder, or hymenoptera with --download
+        train_set, val_set = imagefolder_or_hymenoptera(args.data_path, args.download, args.skip_bad)
+    else:  # the source task (--synthetic-size images), or the few-shot target task of shapes new to the source model
+        train_set, val_set = transfer_task(args.synthetic_task, image_size, args.seed, shots=args.shots,
+                                           source_size=args.synthetic_size or 3000, val_per_class=args.val_per_class)
+    classes = train_set.classes
     if rt.is_main:
         print(f"train set: {len(train_set)} images, val set: {len(val_set)} images, {len(classes)} classes "
               f"({args.data}, {rt.device}), --method {args.method}")
@@ -149,7 +133,11 @@ def main(argv: list[str] | None = None) -> dict:
     train_loader, val_loader, _, preprocess = classification_loaders(
         args, rt, image_size, sets=(train_set, val_set), crop_padding=image_size // 8, drop_last=True)
     model = build_model(args.model, num_classes=len(classes))
-    if rt.resume is not None:  # now already: the features method extracts vectors before the loop restores it
+    meta = engine.Meta(model_name=args.model, class_names=list(classes), preprocess=preprocess,
+                       extra={"method": args.method, "freeze_epochs": args.freeze_epochs,
+                              "freeze_stages": frozen_stages(args, args.epochs - 1), "weights": args.weights})
+    if rt.resume is not None:  # now already: the features method extracts vectors before fit restores the run
+        engine.check_resumable(rt.resume, meta, args, same_flags=("method",))
         engine.load_weights(rt.resume, model, args.resume)
     load_weights_arg(model, args, rt)  # shape-matched; report printed and saved as weights_report.json
     optimizer = make_optimizer(model, args.model, args)
@@ -170,16 +158,12 @@ def main(argv: list[str] | None = None) -> dict:
             model, feature_extractor(model, args.model), args.model, tuple(f"{h}." for h in HEAD[args.model]),
             {"train": train_set, "val": val_set}, preprocess, args, rt)
         net = HeadOnly(model, args.model)
-    meta = engine.Meta(model_name=args.model, class_names=list(classes), preprocess=preprocess,
-                       extra={"method": args.method, "freeze_epochs": args.freeze_epochs,
-                              "freeze_stages": frozen_stages(args, args.epochs - 1), "weights": args.weights})
     summary.update(engine.fit(net, recipe.build_criterion(args), optimizer, train_loader, val_loader, args=args, rt=rt,
                               metric=metrics.classification_metric(len(classes)), meta=meta,
                               scheduler=recipe.build_scheduler(optimizer, args), on_epoch_start=on_epoch_start,
                               batch_transform=recipe.mix_batches(args, len(classes))))
     summary["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return summary
-
 
 if __name__ == "__main__":
     cli_main(main)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -164,15 +164,19 @@ RESUMABLE_ARGS = {"epochs", "resume", "overwrite", "output_dir", "device", "work
                   "model_ema_decay", "use_deterministic_algorithms", "sync_bn"}
 
 
-def check_resumable(ckpt: dict[str, Any], meta: Meta, args: argparse.Namespace) -> None:
+def check_resumable(ckpt: dict[str, Any], meta: Meta, args: argparse.Namespace,
+                    same_flags: Sequence[str] = ()) -> None:
     """A checkpoint continues only the run it came from (same model name, constructor kwargs, classes and
-    preprocessing) and only while epochs remain. A mismatch is a `UserError` naming the flags that differ, not weights
-    saved under another label (04 `--model gridding` resumed from an hdc run has the same tensor shapes and would
-    load). `fit` calls it; a folder that writes files of its own before `fit` calls it first."""
+    preprocessing, and the same value of each flag in `same_flags`, e.g. 08's `method`) and only while epochs remain.
+    A mismatch is a `UserError` naming the flags that differ, not weights saved under another label (04 `--model
+    gridding` resumed from an hdc run has the same tensor shapes and would load). `fit` calls it; a folder that writes
+    files of its own before `fit` calls it first."""
     stored = {"model": ckpt.get("model_name"), "model_kwargs": ckpt.get("model_kwargs", {}),
-              "class_names": ckpt.get("class_names"), "preprocess": ckpt.get("preprocess", {})}
-    current = {"model": meta.model_name, "model_kwargs": plain(meta.model_kwargs), "class_names": list(meta.class_names),
-               "preprocess": plain(meta.preprocess)}
+              "class_names": ckpt.get("class_names"), "preprocess": ckpt.get("preprocess", {}),
+              **{f"--{name}": ckpt.get("args", {}).get(name) for name in same_flags}}
+    current = {"model": meta.model_name, "model_kwargs": plain(meta.model_kwargs),
+               "class_names": list(meta.class_names), "preprocess": plain(meta.preprocess),
+               **{f"--{name}": getattr(args, name) for name in same_flags}}
     differ = [key for key in stored if stored[key] != current[key]]
     if not differ:
         finished = int(ckpt.get("epoch", -1)) + 1

@@ -17,7 +17,8 @@ from PIL import Image
 
 from common.errors import UserError
 from common import feature_cache
-from common.synthetic import shapes_subset, write_imagefolder
+from common.classification import IMAGENET_MEAN, IMAGENET_STD
+from common.synthetic import TRANSFER_TARGET, shapes_subset, write_imagefolder
 from common.weights import load_matching
 from util import ROOT, load
 
@@ -131,9 +132,9 @@ def test_feature_cache_is_reused_and_invalidated(mod, train, source, tmp_path, m
     vectors = torch.load(first["path"], weights_only=True)
     model = mod.build_model("resnet18", num_classes=4)
     load_matching(model, source, log=None)
-    images = shapes_subset(train.TARGET_CLASSES, 4, 32, 0, "train")
+    images = shapes_subset(TRANSFER_TARGET, 4, 32, 0, "train")
     x = torch.from_numpy(images.data).permute(0, 3, 1, 2).float() / 255
-    x = (x - torch.tensor(train.MEAN).view(1, 3, 1, 1)) / torch.tensor(train.STD).view(1, 3, 1, 1)
+    x = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     with torch.no_grad():
         expected = mod.feature_extractor(model, "resnet18").eval()(x)
     torch.testing.assert_close(vectors["train"], expected, rtol=1e-4, atol=1e-5)
@@ -284,7 +285,10 @@ def test_imagefolder_features_cache_and_predict(mod, train, source, tmp_path, ca
     (["--method", "finetune", "--weights", "{src}", "--freeze-stages", "6"], r"must be in \[0, 5\]"),
     (["--model", "tudui", "--image-size", "64", "--method", "scratch"], "32×32 inputs only"),
     (["--method", "freeze", "--weights", "VGG16_Weights.IMAGENET1K_V1"], "does not fit --model resnet18"),
-    (["--method", "finetune", "--resume", "{src}"], "is a --model resnet18 --method scratch run"),
+    (["--method", "finetune", "--resume", "{src}"], "--method finetune \\(was scratch\\)"),
+    (["--synthetic-task", "source", "--synthetic-size", "48", "--epochs", "2", "--method", "freeze",
+      "--resume", "{src}"],
+     "--method freeze \\(was scratch\\)"),  # the same model, classes and preprocessing: only the method differs
     (["--method", "scratch", "-b", "64"], "larger than the training set"),
     (["--method", "scratch", "--data", "imagefolder", "--data-path", "{tmp}"], "no train/ and val/ class folders"),
 ])
