@@ -100,8 +100,7 @@ def set_frozen(model: nn.Module, name: str, k: int) -> int:
     unfreeze everything else. Returns the number of trainable parameters."""
     prefixes = tuple(p for stage in STAGES[name][:k] for p in stage)
     unfreeze(model)
-    if prefixes:
-        freeze(model, prefixes)
+    freeze(model, prefixes)  # no prefixes: nothing frozen
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
