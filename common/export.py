@@ -48,10 +48,16 @@ def example_size(ckpt: dict[str, Any]) -> int:
     return 224
 
 
-def dynamic_shapes(segmentation: bool) -> dict[str, dict[int, Any]]:
-    """Batch free; for segmentation also H and W (from 32 px: every net here downsamples at most 32×)."""
+def dynamic_shapes(segmentation: bool, fmt: str = "onnx") -> dict[str, dict[int, Any]]:
+    """Batch free; for segmentation also H and W. ONNX: from 32 px (every net here downsamples at most 32×; ONNX
+    Runtime does not enforce the range). torch-export: `Dim.DYNAMIC`, because a named range makes torch.export refuse
+    any guard it cannot prove for the whole range (FCN's "the padded stride-32 map is not 1×1", true only above 32 px);
+    it keeps such guards as checks in the program instead. 06's pad to a multiple of 32 leaves guards that tie the
+    program to the traced side's kind, so its dynamic .pt2 fails the odd-size check and is refused: use ONNX there."""
     dims = {0: torch.export.Dim("batch", min=1, max=4096)}
-    if segmentation:
+    if segmentation and fmt == "torch-export":
+        dims |= {2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}
+    elif segmentation:
         dims |= {2: torch.export.Dim("height", min=32, max=4096), 3: torch.export.Dim("width", min=32, max=4096)}
     return {"x": dims}
 
@@ -94,15 +100,19 @@ def export_main(argv: Sequence[str] | None, build_model: Callable[..., nn.Module
     size = args.image_size if args.image_size is not None else example_size(ckpt)
     if size < 1:
         raise UserError(f"--image-size must be at least 1, got {size}")
-    with torch.no_grad():
-        segmentation = model(torch.zeros(1, 3, size, size)).dim() == 4
+    try:  # a size the architecture cannot take (tudui's Linear expects 32 px) fails here, before anything is written
+        with torch.no_grad():
+            segmentation = model(torch.zeros(1, 3, size, size)).dim() == 4
+    except RuntimeError as exc:
+        raise UserError(f"--image-size {size}: this model cannot run on a {size}×{size} input "
+                        f"({str(exc).strip().splitlines()[0]})") from None
     # traced at batch 2 and, for free H×W, at least 64 px: torch.export specialises any size that is 0 or 1 (a stride-32
     # map of a 32 px input is 1×1) and would then refuse every other value
     side = max(size, 64) if args.dynamic and segmentation else size
     x = torch.randn(2 if args.dynamic else 1, 3, side, side, generator=torch.Generator().manual_seed(0))
     path = args.output or args.checkpoint.with_suffix(".onnx" if args.format == "onnx" else ".pt2")
     try:
-        run = write(model, x, args.format, path, dynamic_shapes(segmentation) if args.dynamic else None)
+        run = write(model, x, args.format, path, dynamic_shapes(segmentation, args.format) if args.dynamic else None)
     except UserError:
         raise
     except Exception as exc:  # torch.export / torch.onnx explain at length; the first line says what failed
@@ -114,7 +124,14 @@ def export_main(argv: Sequence[str] | None, build_model: Callable[..., nn.Module
     side = side + 5 if args.dynamic and segmentation else side
     check = torch.randn(3 if args.dynamic else 1, 3, side, side, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        expected, got = model(check), run(check)
+        expected = model(check)
+        try:
+            got = run(check)
+        except Exception as exc:  # a torch.export program whose guards refuse this size (06's pad, see dynamic_shapes)
+            path.unlink(missing_ok=True)
+            raise UserError(f"{path}: the exported {args.format} program cannot run a {'×'.join(map(str, check.shape))} "
+                            f"input ({str(exc).strip().splitlines()[0][:160]}); nothing was kept; try the other "
+                            f"--format") from None
     diff = (expected - got).abs().max().item()
     if got.shape != expected.shape or not diff <= TOLERANCE:
         path.unlink(missing_ok=True)

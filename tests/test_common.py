@@ -705,10 +705,11 @@ def test_confusion_figure_shows_row_shares_with_counts_and_a_colour_bar():
 
     from common.plots import confusion_figure
 
-    fig = confusion_figure([[3, 1], [0, 4]], ["cat", "dog"], "epoch 1")
+    fig = confusion_figure([[3, 1], [1, 1]], ["cat", "dog"], "epoch 1")  # rows of 4 and 2 images
     heat, bar = fig.axes
-    assert heat.images[0].get_array().tolist() == [[0.75, 0.25], [0.0, 1.0]]  # each label's row sums to 1
-    assert [t.get_text() for t in heat.texts] == ["3", "1", "0", "4"]  # the counts, row by row
+    assert heat.images[0].get_array().tolist() == [[0.75, 0.25], [0.5, 0.5]]  # each label's row sums to 1
+    assert heat.images[0].get_clim() == (0, 1)  # the colour scale is the share, 0 to 1, whatever the largest cell
+    assert [t.get_text() for t in heat.texts] == ["3", "1", "1", "1"]  # the counts, row by row
     assert [t.get_text() for t in heat.get_xticklabels()] == ["cat", "dog"] and heat.get_xlabel() == "predicted class"
     assert heat.get_ylabel() == "label" and heat.get_title() == "epoch 1" and bar.get_ylabel() == "share of the label's images"
     plt.close(fig)

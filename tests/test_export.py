@@ -24,6 +24,13 @@ def test_classification_export_matches_pytorch_with_a_free_batch(checkpoints, fm
     result = load("03_cifar_train", "export").main([str(checkpoints / "03" / "last.pth"), "--format", fmt, "--dynamic"])
     assert result["path"] == checkpoints / "03" / f"last.{'onnx' if fmt == 'onnx' else 'pt2'}" and result["path"].is_file()
     assert result["shape"] == (3, 10) and result["max_abs_diff"] <= 1e-4  # checked at batch 3, traced at 2
+    if fmt == "onnx":  # the file is what --format says: an ONNX graph with the named input and output
+        import onnx
+
+        graph = onnx.load(str(result["path"])).graph
+        assert [i.name for i in graph.input] == ["x"] and [o.name for o in graph.output] == ["logits"]
+    else:
+        assert torch.export.load(result["path"]).module()(torch.zeros(5, 3, 32, 32)).shape == (5, 10)
     assert "max |Δ|" in capsys.readouterr().out
 
 
@@ -45,6 +52,27 @@ def test_segmentation_onnx_export_takes_any_batch_and_odd_sizes(checkpoints):
     assert got.shape == (1, 6, 45, 101) and (got - expected).abs().max() <= 1e-4
 
 
+def test_a_dynamic_segmentation_torch_export_runs_at_free_sides_or_is_refused(checkpoints, tmp_path):
+    """torch-export --dynamic for segmentation (a named H×W range made torch.export refuse every such export): 04/07
+    run at free sides; 06's pad to a multiple of 32 leaves guards that refuse the odd-size check, so its .pt2 is
+    refused with a one-line error and removed, never kept broken."""
+    with pytest.raises(UserError, match=r"fcn.pt2: the exported torch-export program cannot run a 3×3×69×69 input "
+                                        r"\(Guard failed"):
+        load("06_fcn", "export").main([str(checkpoints / "06" / "last.pth"), "--dynamic", "--format", "torch-export",
+                                       "--output", str(checkpoints / "fcn.pt2")])
+    assert not (checkpoints / "fcn.pt2").exists()
+    torch.manual_seed(0)
+    model = load("04_dilated_conv").build_model("hdc", num_classes=3)
+    torch.save({"model": model.state_dict(), "model_name": "hdc", "model_kwargs": {}, "class_names": ["a", "b", "c"],
+                "preprocess": {}, "args": {"image_size": 32}}, tmp_path / "last.pth")
+    result = load("04_dilated_conv", "export").main([str(tmp_path / "last.pth"), "--dynamic",
+                                                     "--format", "torch-export"])
+    assert result["shape"] == (3, 3, 69, 69) and result["max_abs_diff"] <= 1e-4
+    program = torch.export.load(result["path"]).module()
+    with torch.no_grad():
+        assert (program(x := torch.randn(1, 3, 32, 101)) - model.eval()(x)).abs().max() <= 1e-4
+
+
 def test_an_export_that_differs_from_pytorch_is_refused_and_removed(checkpoints, monkeypatch):
     from common import export
 
@@ -60,6 +88,8 @@ def test_an_export_that_differs_from_pytorch_is_refused_and_removed(checkpoints,
         load("03_cifar_train", "export").main([str(checkpoints / "other.pth")])
     with pytest.raises(UserError, match="--image-size must be at least 1"):
         load("03_cifar_train", "export").main([str(checkpoints / "03" / "last.pth"), "--image-size", "0"])
+    with pytest.raises(UserError, match=r"^--image-size 8: this model cannot run on a 8×8 input \(mat1 and mat2"):
+        load("03_cifar_train", "export").main([str(checkpoints / "03" / "last.pth"), "--image-size", "8"])
 
 
 def test_export_sizes_come_from_the_checkpoint():
