@@ -53,7 +53,7 @@ def test_segmentation_onnx_export_takes_any_batch_and_odd_sizes(checkpoints):
 
 
 def test_a_dynamic_segmentation_torch_export_runs_at_free_sides_or_is_refused(checkpoints, tmp_path):
-    """torch-export --dynamic for segmentation (a named H×W range made torch.export refuse every such export): 04/07
+    """torch-export --dynamic for segmentation (a named H×W range made torch.export refuse 06 at export time): 04/07
     run at free sides; 06's pad to a multiple of 32 leaves guards that refuse the odd-size check, so its .pt2 is
     refused with a one-line error and removed, never kept broken."""
     with pytest.raises(UserError, match=r"fcn.pt2: the exported torch-export program cannot run a 3×3×69×69 input "
