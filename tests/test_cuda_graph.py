@@ -101,3 +101,39 @@ def test_03_trains_with_cuda_graph_and_saves_plain_weights(tmp_path):
     assert math.isfinite(summary["metrics"]["loss"]) and summary["metrics"]["accuracy"] >= 0
     ckpt = torch.load(out / "last.pth", map_location="cpu", weights_only=True)
     assert all(v.dtype != torch.bfloat16 for v in ckpt["model"].values())
+
+
+class AutocastProbe(nn.Module):
+    """Records the autocast state its forward runs under, and can call `.item()` (a host sync no capture allows)."""
+
+    def __init__(self, sync: bool = False) -> None:
+        super().__init__()
+        self.fc, self.sync, self.seen = nn.Linear(4, 2), sync, []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append((torch.is_autocast_enabled("cuda"), torch.get_autocast_dtype("cuda"),
+                          torch.is_autocast_cache_enabled()))
+        return self.fc(x * x.sum().item() if self.sync else x)
+
+
+@cuda
+def test_captured_and_eager_steps_run_under_the_runs_bf16_autocast_with_its_weight_cache_off():
+    model = AutocastProbe().cuda()
+    step = GraphedStep(model, nn.CrossEntropyLoss(), torch.bfloat16, lambda loss: loss)
+    x, y = torch.randn(8, 4, device="cuda"), torch.randint(0, 2, (8,), device="cuda")
+    step(x, y)  # warm-up and capture
+    step(x[:3], y[:3])  # another shape: the eager path
+    assert model.seen and set(model.seen) == {(True, torch.bfloat16, False)}
+    model.seen.clear()
+    GraphedStep(model, nn.CrossEntropyLoss(), None, lambda loss: loss)(x, y)  # --no-amp: autocast off
+    assert model.seen and {enabled for enabled, _, _ in model.seen} == {False}
+
+
+@cuda
+def test_a_step_that_cannot_be_captured_is_a_one_line_error_naming_the_flag():
+    model = AutocastProbe(sync=True).cuda()
+    step = GraphedStep(model, nn.CrossEntropyLoss(), None, lambda loss: loss)
+    x, y = torch.randn(8, 4, device="cuda"), torch.randint(0, 2, (8,), device="cuda")
+    with pytest.raises(UserError, match=r"^--cuda-graph: this model's step cannot be captured as a CUDA graph "
+                                        r"\((?!None\)).+\); train without --cuda-graph$"):  # torch's reason inside
+        step(x, y)
