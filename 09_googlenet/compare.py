@@ -6,10 +6,10 @@
 The notes give the aux heads' first job as 避免梯度消失 (getting gradient to the early layers). That needs a net in which
 the gradient can vanish: the paper's own GoogLeNet had no BatchNorm (`batch_norm=False`, initialised as the paper's
 Caffe model), so every combination of {aux heads, none} × {BN, no BN} is trained here on the synthetic shapes at 96 px
-(4a and 4d see 6×6 maps, not the 2×2 of 32 px). Every variant gets the same images, steps, batch, SGD (momentum 0.9,
-weight decay 1e-4, cosine LR) and seeds. Every `--log-every` steps it records the L2 norm of the gradient reaching
-conv1's weight, from the main loss alone and from the whole training loss (main + 0.3 × each aux), and the validation
-accuracy of each head (the aux heads read with BN and dropout in eval mode, like the main one). Prints the markdown
+(4a and 4d see 6×6 maps, not the 2×2 of 32 px). Every variant gets the same images, steps, batch, optimizer (SGD,
+momentum 0.9, weight decay 1e-4, or `--opt adamw`), cosine LR and seeds. Every `--log-every` steps it records the L2
+norm of the gradient reaching conv1's weight, from the main loss alone and from the whole training loss (main + 0.3 ×
+each aux), and the validation accuracy of each head (the aux heads read with BN and dropout in eval mode, like the main one). Prints the markdown
 table (mean ± sd over seeds) under its provenance line; writes `assets/grad_norm.png` and `assets/head_accuracy.png`.
 """
 from __future__ import annotations
@@ -45,7 +45,8 @@ HEADS = ("main", "aux1", "aux2")
 
 @dataclass(frozen=True)
 class Budget:
-    """What every variant gets: image side, training and validation images, SGD steps, batch, LR, logging interval."""
+    """What every variant gets: image side, training and validation images, steps, batch, LR, logging interval, the
+    number of shape classes and the optimizer (SGD momentum 0.9 / AdamW, weight decay 1e-4 / 0.05)."""
     image_size: int
     images: int
     val_images: int
@@ -53,6 +54,8 @@ class Budget:
     batch: int
     lr: float
     log_every: int
+    classes: int = 10
+    opt: str = "sgd"
 
 
 # QUICK: 12 runs in ~6 min of a shared 2-core CPU with OMP_NUM_THREADS=1 (two threads on a loaded machine: 3× slower)
@@ -100,8 +103,9 @@ def train_run(kwargs: dict[str, bool], seed: int, budget: Budget, train: TensorL
     the aux heads add to what reaches conv1) and the per-log-step history the figures draw. A non-finite loss stops
     the run there (`diverged_at`) instead of training on NaNs; its accuracies are then NaN."""
     seed_everything(seed)
-    model = build_model("googlenet", len(SyntheticShapes.SHAPES), **kwargs).to(device).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=budget.lr, momentum=0.9, weight_decay=1e-4)
+    model = build_model("googlenet", budget.classes, **kwargs).to(device).train()
+    optimizer = (torch.optim.AdamW(model.parameters(), lr=budget.lr, weight_decay=0.05) if budget.opt == "adamw" else
+                 torch.optim.SGD(model.parameters(), lr=budget.lr, momentum=0.9, weight_decay=1e-4))
     scheduler = schedule.cosine_lr(optimizer, budget.steps)
     criterion = GoogLeNetLoss()
     history, diverged_at, step, epoch = [], None, 0, 0
@@ -143,10 +147,10 @@ def series(rows: list[dict[str, Any]], variant: str, key: str) -> tuple[list[int
     return steps, [[run.get(s, math.nan) for run in runs] for s in steps]
 
 
-def figures(rows: list[dict[str, Any]], assets: Path, title: str) -> list[Path]:
+def figures(rows: list[dict[str, Any]], assets: Path, title: str, classes: int = 10) -> list[Path]:
     """grad_norm.png: conv1's gradient norm vs step (log y), mean over seeds with the seeds' range shaded, solid for the
     whole loss and dashed for the main loss alone; head_accuracy.png: one panel per variant, each head's val accuracy
-    vs step (mean ± sd over seeds) against the 10-class chance level."""
+    vs step (mean ± sd over seeds) against the chance level 1/classes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -183,7 +187,7 @@ def figures(rows: list[dict[str, Any]], assets: Path, title: str) -> list[Path]:
             mean, sd = np.nanmean(v, 1), np.nanstd(v, 1, ddof=1) if v.shape[1] > 1 else np.zeros(len(steps))
             ax.plot(steps, mean, marker=".", color=colour, label=head)
             ax.fill_between(steps, mean - sd, mean + sd, color=colour, alpha=0.15)
-        ax.axhline(1 / len(SyntheticShapes.SHAPES), color="grey", ls=":", label="chance")
+        ax.axhline(1 / classes, color="grey", ls=":", label="chance")
         ax.set_title(variant, fontsize=10)
         ax.set_xlabel("training step")
     axes[0].set_ylabel("val accuracy (mean ± sd over seeds)")
@@ -203,9 +207,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--assets", type=Path, default=HERE / "assets", help="where the PNGs go")
     for field, what in (("image_size", "side of the synthetic images"), ("images", "training images"),
                         ("val_images", "validation images"), ("steps", "SGD steps"), ("batch", "batch size"),
-                        ("lr", "initial learning rate"), ("log_every", "steps between measurements")):
-        kind = float if field == "lr" else int
+                        ("lr", "initial learning rate"), ("log_every", "steps between measurements"),
+                        ("classes", "shape classes (chance accuracy 1/N)"), ("opt", "sgd or adamw")):
+        kind = {"lr": float, "opt": str}.get(field, int)
         parser.add_argument(f"--{field.replace('_', '-')}", type=kind, default=None,
+                            choices=("sgd", "adamw") if field == "opt" else None,
                             help=f"{what} (default: {getattr(QUICK, field)} with --quick, else {getattr(FULL, field)})")
     return parser
 
@@ -220,6 +226,8 @@ def check_budget(budget: Budget, seeds: int) -> None:
         raise UserError(f"--images ({budget.images}) must be at least --batch ({budget.batch}): no full batch to train")
     if budget.image_size < 15:
         raise UserError(f"--image-size must be at least 15 (GoogLeNet downsamples by 32), got {budget.image_size}")
+    if not 2 <= budget.classes <= len(SyntheticShapes.SHAPES):
+        raise UserError(f"--classes must be in [2, {len(SyntheticShapes.SHAPES)}], got {budget.classes}")
     if not budget.lr > 0:
         raise UserError(f"--lr must be > 0, got {budget.lr}")
 
@@ -234,7 +242,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     start = time.perf_counter()
     rows = []
     for seed in range(args.seeds):  # the same images, order and flips for every variant of a seed
-        shapes = {split: SyntheticShapes(n, image_size=budget.image_size, seed=seed, split=split)
+        shapes = {split: SyntheticShapes(n, image_size=budget.image_size, num_classes=budget.classes, seed=seed,
+                                         split=split)
                   for split, n in (("train", budget.images), ("val", budget.val_images))}
         loaders = {split: TensorLoader(ds.data, ds.targets, budget.batch if split == "train" else 2 * budget.batch,
                                        train=split == "train", flip=split == "train", device=device, seed=seed,
@@ -256,8 +265,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                                   "log10_grad_main": "log₁₀ ‖∇conv1‖, main loss",
                                   "log10_grad_total": "log₁₀ ‖∇conv1‖, training loss",
                                   "grad_ratio": "training / main"}))
-    figures(rows, args.assets, f"GoogLeNet, {budget.image_size} px synthetic shapes, {budget.steps} steps × "
-                               f"{budget.batch}, {args.seeds} seeds")
+    figures(rows, args.assets, f"GoogLeNet, {budget.image_size} px synthetic shapes ({budget.classes} classes), "
+                               f"{budget.steps} steps × {budget.batch}, {budget.opt}, {args.seeds} seeds", budget.classes)
     return rows
 
 

@@ -391,8 +391,22 @@ def test_compare_runs_every_variant_and_draws_both_figures(tmp_path: Path, capsy
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grad_norm.png", "head_accuracy.png"]
 
 
+def test_compare_takes_the_class_count_and_the_optimizer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    built, adamw = [], []
+    real_build, real_adamw = C.build_model, torch.optim.AdamW
+    monkeypatch.setattr(C, "build_model", lambda *a, **k: built.append(real_build(*a, **k)) or built[-1])
+    monkeypatch.setattr(torch.optim, "AdamW", lambda params, **k: adamw.append(k) or real_adamw(params, **k))
+    monkeypatch.setattr(C, "VARIANTS", {"BN + aux": C.VARIANTS["BN + aux"]})
+    monkeypatch.setattr(C, "figures", lambda *a: [])
+    C.main(["--seeds", "1", "--steps", "1", "--log-every", "1", "--images", "6", "--batch", "3", "--val-images", "6",
+            "--image-size", "32", "--classes", "3", "--opt", "adamw", "--lr", "0.002", "--assets", str(tmp_path)])
+    assert [m.fc.out_features for m in built] == [3] and adamw == [{"lr": 0.002, "weight_decay": 0.05}]
+    assert [m.aux1.fc2.out_features for m in built] == [3]
+
+
 @pytest.mark.parametrize("flags, message", [(["--images", "4", "--batch", "8"], "no full batch"),
                                             (["--seeds", "0"], "--seeds must be at least 1"),
+                                            (["--classes", "11"], r"--classes must be in \[2, 10\]"),
                                             (["--image-size", "8"], "--image-size must be at least 15")])
 def test_compare_refuses_a_budget_that_cannot_run(tmp_path: Path, flags: list[str], message: str) -> None:
     with pytest.raises(UserError, match=message):

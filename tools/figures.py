@@ -88,10 +88,11 @@ class Figure:
     experiment: bool = False
 
 
-def compare(folder: str, *assets: str) -> Figure:
-    """A folder's `compare.py --quick`: the README table's run, which also writes these PNGs into its assets/."""
-    return Figure(lambda: run_script(f"{folder}/compare.py", "--quick"), tuple(f"{folder}/assets/{a}" for a in assets),
-                  experiment=True)
+def compare(folder: str, *assets: str, flags: tuple[str, ...] = ()) -> Figure:
+    """A folder's `compare.py --quick [flags]`: the README table's run, which also writes these PNGs (paths under the
+    folder's assets/; flags that move them say `--assets` too)."""
+    return Figure(lambda: run_script(f"{folder}/compare.py", "--quick", *flags),
+                  tuple(f"{folder}/assets/{a}" for a in assets), experiment=True)
 
 
 RATES = ("2,2,2", "1,2,5", "1,2,9")
@@ -110,6 +111,10 @@ FIGURES = {
     "08_shift": Figure(lambda: run_script("08_transfer/shift.py"), ("08_transfer/assets/target_vs_source.png",)),
     "08_compare": compare("08_transfer", "shots.png"),
     "09_compare": compare("09_googlenet", "grad_norm.png", "head_accuracy.png"),
+    "09_compare_adamw": compare("09_googlenet", "adamw_4classes/grad_norm.png", "adamw_4classes/head_accuracy.png",
+                                flags=("--classes", "4", "--opt", "adamw", "--lr", "0.001", "--steps", "120", "--batch",
+                                       "16", "--images", "960", "--val-images", "200", "--log-every", "30", "--assets",
+                                       "09_googlenet/assets/adamw_4classes")),
 }
 
 
