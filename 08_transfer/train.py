@@ -164,5 +164,6 @@ def main(argv: list[str] | None = None) -> dict:
     summary["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return summary
 
+
 if __name__ == "__main__":
     cli_main(main)

@@ -9,8 +9,9 @@ Caffe model), so every combination of {aux heads, none} × {BN, no BN} is traine
 (4a and 4d see 6×6 maps, not the 2×2 of 32 px). Every variant gets the same images, steps, batch, optimizer (SGD,
 momentum 0.9, weight decay 1e-4, or `--opt adamw`), cosine LR and seeds. Every `--log-every` steps it records the L2
 norm of the gradient reaching conv1's weight, from the main loss alone and from the whole training loss (main + 0.3 ×
-each aux), and the validation accuracy of each head (the aux heads read with BN and dropout in eval mode, like the main one). Prints the markdown
-table (mean ± sd over seeds) under its provenance line; writes `assets/grad_norm.png` and `assets/head_accuracy.png`.
+each aux), and the validation accuracy of each head (the aux heads read with BN and dropout in eval mode, like the
+main one). Prints the markdown table (mean ± sd over seeds) under its provenance line; writes `assets/grad_norm.png`
+and `assets/head_accuracy.png`.
 """
 from __future__ import annotations
 
@@ -206,7 +207,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     parser.add_argument("--assets", type=Path, default=HERE / "assets", help="where the PNGs go")
     for field, what in (("image_size", "side of the synthetic images"), ("images", "training images"),
-                        ("val_images", "validation images"), ("steps", "SGD steps"), ("batch", "batch size"),
+                        ("val_images", "validation images"), ("steps", "optimizer steps"), ("batch", "batch size"),
                         ("lr", "initial learning rate"), ("log_every", "steps between measurements"),
                         ("classes", "shape classes (chance accuracy 1/N)"), ("opt", "sgd or adamw")):
         kind = {"lr": float, "opt": str}.get(field, int)

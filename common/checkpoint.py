@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 
 def plain(value: Any) -> Any:
@@ -145,9 +145,8 @@ def load_file(path: str | Path, *, unsafe_pickle: bool = False) -> Any:
                             "load only files you trust, with --unsafe-pickle where a script offers it") from None
         raise UserError(f"{path} is not a readable PyTorch file ({type(exc).__name__})") from None
     except Exception as exc:  # noqa: BLE001 - the file passed our checks, so whatever the unpickler raises is the file's
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         damaged = " is damaged or truncated" if head.startswith(ZIP_MAGIC) else " is not a readable PyTorch file"
-        raise UserError(f"{path}{damaged} ({first_line[:120]})") from None
+        raise UserError(f"{path}{damaged} ({first_line(exc)[:120]})") from None
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -192,5 +191,5 @@ def model_from_checkpoint(ckpt: dict[str, Any], build_model: Callable[..., nn.Mo
         model.load_state_dict(ckpt["model"])
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise UserError(f"checkpoint does not fit model {ckpt['model_name']!r} of this folder "
-                        f"({str(exc).splitlines()[0][:160]})") from None
+                        f"({first_line(exc)[:160]})") from None
     return model.eval()

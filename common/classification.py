@@ -12,7 +12,7 @@ import torchvision
 from torchvision import transforms as T
 
 from . import data
-from .errors import UserError
+from .errors import UserError, first_line
 from .files import removed_on_failure
 from .images import check_images, open_image
 from .recipe import image_augmentations
@@ -96,7 +96,7 @@ def load_imagefolder(root: Path, train_transform: Any = None, val_transform: Any
         train = torchvision.datasets.ImageFolder(str(root / "train"), transform=train_transform, loader=open_image)
         val = torchvision.datasets.ImageFolder(str(root / "val"), transform=val_transform, loader=open_image)
     except (FileNotFoundError, OSError) as exc:
-        raise UserError(f"{root}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"{root}: {first_line(exc)}") from None
     if train.classes != val.classes:
         raise UserError(f"{root}: train/ and val/ have different class folders ({train.classes} vs {val.classes})")
     if len(train.classes) < 2:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 WARMUP = 3  # eager steps on a side stream before capture, as torch's capture recipe asks (cuBLAS/cuDNN workspaces)
 
@@ -83,7 +83,7 @@ class GraphedStep:
                 self.loss = self._forward_backward(self.images, self.targets)
         except RuntimeError as exc:
             raise UserError(f"--cuda-graph: this model's step cannot be captured as a CUDA graph "
-                            f"({str(exc).strip().splitlines()[0][:160]}); train without --cuda-graph") from None
+                            f"({first_line(exc)[:160]}); train without --cuda-graph") from None
         with torch.no_grad():
             for buffer, value in zip(self.model.buffers(), saved):
                 buffer.copy_(value)

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from . import distributed, schedule
 from .checkpoint import plain, save_checkpoint, state_dict_mismatch, unwrap
 from .cuda_graph import GraphedStep
-from .errors import Interrupted, UserError
+from .errors import Interrupted, UserError, first_line
 from .runtime import Runtime, prepare_output, seed_everything
 
 
@@ -226,7 +226,7 @@ def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Opti
         return int(ckpt["epoch"]) + 1, float(ckpt["best_metric"])
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise UserError(f"--resume {path} does not fit this optimizer "
-                        f"({str(exc).strip().splitlines()[0][:160]})") from None
+                        f"({first_line(exc)[:160]})") from None
 
 
 def fit(model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer, train_loader: Iterable,

@@ -15,6 +15,12 @@ class UserError(Exception):
     """Something the user handed us is wrong; the message is the whole story, in one line."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (torch's explain at length), or its type's name when the
+    message is empty, so a one-line `UserError` can quote why a library call failed without an IndexError of its own."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
+
 class Interrupted(Exception):
     """Ctrl-C during training; the message says where, what the last checkpoint holds and how to resume."""
 

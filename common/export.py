@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint, model_from_checkpoint
-from .errors import UserError
+from .errors import UserError, first_line
 
 TOLERANCE = 1e-4  # fp32: what "the same outputs" means here
 
@@ -105,7 +105,7 @@ def export_main(argv: Sequence[str] | None, build_model: Callable[..., nn.Module
             segmentation = model(torch.zeros(1, 3, size, size)).dim() == 4
     except RuntimeError as exc:
         raise UserError(f"--image-size {size}: this model cannot run on a {size}×{size} input "
-                        f"({str(exc).strip().splitlines()[0]})") from None
+                        f"({first_line(exc)})") from None
     # traced at batch 2 and, for free H×W, at least 64 px: torch.export specialises any size that is 0 or 1 (a stride-32
     # map of a 32 px input is 1×1) and would then refuse every other value
     side = max(size, 64) if args.dynamic and segmentation else size
@@ -118,7 +118,7 @@ def export_main(argv: Sequence[str] | None, build_model: Callable[..., nn.Module
     except Exception as exc:  # torch.export / torch.onnx explain at length; the first line says what failed
         path.unlink(missing_ok=True)
         hint = "; export without --dynamic, or try the other --format" if args.dynamic else ""
-        raise UserError(f"cannot export {args.checkpoint} as {args.format}: {str(exc).strip().splitlines()[0]}{hint}") \
+        raise UserError(f"cannot export {args.checkpoint} as {args.format}: {first_line(exc)}{hint}") \
             from None
     # a fresh input the export never saw: another batch size and, where H×W are free, an odd size
     side = side + 5 if args.dynamic and segmentation else side
@@ -130,7 +130,7 @@ def export_main(argv: Sequence[str] | None, build_model: Callable[..., nn.Module
         except Exception as exc:  # a torch.export program whose guards refuse this size (06's pad, see dynamic_shapes)
             path.unlink(missing_ok=True)
             raise UserError(f"{path}: the exported {args.format} program cannot run a {'×'.join(map(str, check.shape))} "
-                            f"input ({str(exc).strip().splitlines()[0][:160]}); nothing was kept; try the other "
+                            f"input ({first_line(exc)[:160]}); nothing was kept; try the other "
                             f"--format") from None
     diff = (expected - got).abs().max().item()
     if got.shape != expected.shape or not diff <= TOLERANCE:

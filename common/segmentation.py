@@ -19,7 +19,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .files import removed_on_failure
 from .images import (ImageReadError, check_images, is_image_file, list_files, open_image, open_mask, oriented_size,
                      warning)
@@ -164,7 +164,7 @@ class VOCSegmentationFiles(Dataset):
                 voc = VOCSegmentation(str(root), year="2012", image_set=split,
                                       download=download and not voc_root.is_dir())
         except (OSError, RuntimeError) as exc:
-            raise UserError(f"cannot read VOC2012 {split} split under {voc_root} ({str(exc).splitlines()[0][:120]})") \
+            raise UserError(f"cannot read VOC2012 {split} split under {voc_root} ({first_line(exc)[:120]})") \
                 from None
         pairs = [(Path(i), Path(m)) for i, m in zip(voc.images, voc.masks) if Path(i).name != ".jpg"]  # blank lines
         if not pairs:

@@ -192,3 +192,12 @@ def test_a_folder_that_cannot_be_created_is_named_with_the_ancestor_that_refuses
     assert not (tmp_path / "a").exists()
     (tmp_path / "c").mkdir()
     cli.ensure_writable_dir(tmp_path / "c")  # an existing folder is proved by writing into it, not by os.access
+
+
+def test_first_line_quotes_a_librarys_reason_in_one_line_even_when_it_is_empty():
+    from common.errors import first_line
+
+    assert first_line(RuntimeError("Constraints violated (height)!\n  - details\n")) == "Constraints violated (height)!"
+    assert first_line(RuntimeError("\n\n  mat1 and mat2 shapes cannot be multiplied  \nmore")) == \
+        "mat1 and mat2 shapes cannot be multiplied"
+    assert first_line(RuntimeError()) == "RuntimeError" and first_line(OSError("  \n")) == "OSError"
