@@ -209,7 +209,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     for field, what in (("image_size", "side of the synthetic images"), ("images", "training images"),
                         ("val_images", "validation images"), ("steps", "optimizer steps"), ("batch", "batch size"),
                         ("lr", "initial learning rate"), ("log_every", "steps between measurements"),
-                        ("classes", "shape classes (chance accuracy 1/N)"), ("opt", "sgd or adamw")):
+                        ("classes", "shape classes (chance accuracy 1/N)"), ("opt", "optimizer: sgd (momentum 0.9, weight decay 1e-4) or adamw (weight decay 0.05)")):
         kind = {"lr": float, "opt": str}.get(field, int)
         parser.add_argument(f"--{field.replace('_', '-')}", type=kind, default=None,
                             choices=("sgd", "adamw") if field == "opt" else None,
