@@ -209,7 +209,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     for field, what in (("image_size", "side of the synthetic images"), ("images", "training images"),
                         ("val_images", "validation images"), ("steps", "optimizer steps"), ("batch", "batch size"),
                         ("lr", "initial learning rate"), ("log_every", "steps between measurements"),
-                        ("classes", "shape classes (chance accuracy 1/N)"), ("opt", "optimizer: sgd (momentum 0.9, weight decay 1e-4) or adamw (weight decay 0.05)")):
+                        ("classes", "shape classes (chance accuracy 1/N)"),
+                        ("opt", "optimizer: sgd (momentum 0.9, weight decay 1e-4) or adamw (weight decay 0.05)")):
         kind = {"lr": float, "opt": str}.get(field, int)
         parser.add_argument(f"--{field.replace('_', '-')}", type=kind, default=None,
                             choices=("sgd", "adamw") if field == "opt" else None,
@@ -266,8 +267,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                                   "log10_grad_main": "log₁₀ ‖∇conv1‖, main loss",
                                   "log10_grad_total": "log₁₀ ‖∇conv1‖, training loss",
                                   "grad_ratio": "training / main"}))
-    figures(rows, args.assets, f"GoogLeNet, {budget.image_size} px synthetic shapes ({budget.classes} classes), "
-                               f"{budget.steps} steps × {budget.batch}, {budget.opt}, {args.seeds} seeds", budget.classes)
+    title = (f"GoogLeNet, {budget.image_size} px synthetic shapes ({budget.classes} classes), {budget.steps} steps × "
+             f"{budget.batch}, {budget.opt}, {args.seeds} seeds")
+    figures(rows, args.assets, title, budget.classes)
     return rows
 
 
